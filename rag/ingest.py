@@ -1,0 +1,334 @@
+"""Ingestion: files on disk into the index, incrementally and crash-safely.
+
+``ingest()`` finds files, loads and chunks them, and compares each with the
+manifest: unchanged documents cost nothing (no embedding, no write), changed ones
+get only their missing chunks embedded (vectors of unchanged chunk text are
+reused) and their old chunks retired after the new ones are committed. See
+``rag.store`` for why a SIGKILL at any point leaves a usable index.
+
+One ingest at a time per data directory (a file lock); a second one waits, saying
+so, or fails at once with ``wait=False``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from rag.chunking import chunk_document
+from rag.embedding import Embedder, SentenceTransformerEmbedder, ensure_onnx_export
+from rag.errors import IngestBusyError, InputError
+from rag.loading import LoadError, is_supported, load_file
+from rag.settings import Settings
+from rag.store import (
+    Index,
+    new_generation_name,
+    read_pointer,
+    remove_stale_generations,
+    write_pointer,
+)
+from rag.types import Chunk, Document, IngestReport
+
+# progress(stage, done, total): stages are "load", "embed".
+Progress = Callable[[str, int, int], None]
+Notify = Callable[[str], None]
+
+
+def _quiet(stage: str, done: int, total: int) -> None:
+    pass
+
+
+@contextmanager
+def ingest_lock(data_dir: Path, wait: bool = True, notify: Notify | None = None) -> Iterator[None]:
+    """Hold the data directory's ingest lock; the OS releases it if we are killed."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(data_dir / "ingest.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if not wait:
+            raise IngestBusyError(
+                f"Another ingest is running on {data_dir}. Wait for it to finish and try again."
+            ) from None
+        if notify:
+            notify(f"Another ingest is running on {data_dir}; waiting for it to finish...")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    source: str
+
+
+def discover(paths: Sequence[Path], report: IngestReport) -> list[SourceFile]:
+    """Supported files under ``paths``, each with its source name (relative to its root)."""
+    found: list[SourceFile] = []
+    for root in paths:
+        if root.is_dir():
+            for path in sorted(root.rglob("*")):
+                rel = path.relative_to(root)
+                if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+                    continue
+                if is_supported(path):
+                    found.append(SourceFile(path, rel.as_posix()))
+                else:
+                    report.skipped.append({"source": rel.as_posix(), "reason": "unsupported type"})
+        elif root.is_file():
+            found.append(SourceFile(root, root.name))
+        else:
+            report.warnings.append(f"{root}: no such file or directory")
+    return found
+
+
+def _embed_text(chunk: Chunk) -> str:
+    # The heading gives the model context ("It is twice as powerful..." under
+    # "Trainium 3: ..."); the stored text and offsets stay the chunk's own.
+    if chunk.heading and not chunk.text.startswith(chunk.heading):
+        return f"{chunk.heading}\n{chunk.text}"
+    return chunk.text
+
+
+def embed_hash(chunk: Chunk) -> str:
+    return hashlib.sha256(_embed_text(chunk).encode("utf-8")).hexdigest()[:32]
+
+
+def _unique_source(index: Index, file: SourceFile, taken: set[str]) -> str:
+    """Keep sources unique when two roots hold the same relative path."""
+    source = file.source
+    doc = index.document(source) if source not in taken else None
+    if source not in taken and (doc is None or doc.path in ("", str(file.path.resolve()))):
+        return source
+    return f"{file.path.resolve().parent.name}/{source}"
+
+
+def ingest(
+    settings: Settings,
+    paths: Sequence[Path] | None = None,
+    *,
+    prune: bool = False,
+    rebuild: bool = False,
+    wait: bool = True,
+    embedder: Embedder | None = None,
+    progress: Progress = _quiet,
+    notify: Notify | None = None,
+) -> IngestReport:
+    """Bring the index in line with ``paths`` (default: the bundled corpus)."""
+    started = time.perf_counter()
+    roots = [Path(p).expanduser() for p in (paths or [settings.corpus_dir])]
+    report = IngestReport()
+    if embedder is None:
+        embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
+
+    with ingest_lock(settings.data_dir, wait=wait, notify=notify):
+        files = discover(roots, report)
+        if not files and not prune:
+            missing = [str(r) for r in roots if not r.exists()]
+            if missing:
+                raise InputError(f"Nothing to ingest: {', '.join(missing)} not found.")
+        live = read_pointer(settings.data_dir)
+        index = None if rebuild or live is None else Index.open(settings)
+        if index is None:
+            dim = int(embedder.embed(["dimension probe"]).shape[1])
+            generation = new_generation_name()
+            index = Index.create(settings, generation, dim)
+        else:
+            generation = index.directory.name
+        try:
+            _run(settings, index, files, roots, report, embedder, progress, prune)
+            if isinstance(embedder, SentenceTransformerEmbedder) and report.chunks_embedded:
+                # The query path needs the ONNX twin of this model; build it while torch is up.
+                ensure_onnx_export(settings, embedder)
+        finally:
+            index.close()
+        if generation != live:
+            write_pointer(settings.data_dir, generation)
+        remove_stale_generations(settings.data_dir, keep=generation)
+
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _run(
+    settings: Settings,
+    index: Index,
+    files: list[SourceFile],
+    roots: Sequence[Path],
+    report: IngestReport,
+    embedder: Embedder,
+    progress: Progress,
+    prune: bool,
+) -> None:
+    known = {d.source: d for d in index.documents()}
+    stored = index.stored_ids()
+    live = index.live_chunk_ids()
+    # Live chunks without vectors should not exist; if some do, re-ingest their documents.
+    damaged_sources = index.sources_of(live - stored)
+
+    plan: list[tuple[Document, list[Chunk]]] = []
+    taken: set[str] = set()
+    max_bytes = int(settings.max_file_mb * 1_000_000)
+    for n, file in enumerate(files, start=1):
+        progress("load", n, len(files))
+        source = _unique_source(index, file, taken)
+        taken.add(source)
+        try:
+            doc = load_file(file.path, source, max_bytes=max_bytes)
+        except LoadError as exc:
+            report.skipped.append({"source": source, "reason": str(exc)})
+            continue
+        report.files += 1
+        old = known.get(source)
+        if old and old.content_hash == doc.content_hash and source not in damaged_sources:
+            report.documents_unchanged += 1
+            report.chunks_unchanged += old.chunks
+            continue
+        plan.append((doc, chunk_document(doc, settings.chunk_size, settings.chunk_overlap)))
+
+    # Leftovers of an interrupted ingest: stored, not live, and not about to be live.
+    planned = {c.id for _, chunks in plan for c in chunks}
+    leftovers = stored - live - planned
+    if leftovers:
+        report.recovered = index.delete_vectors(leftovers)
+        stored -= leftovers
+
+    _apply(index, plan, stored, report, embedder, progress, known, settings.embed_batch_size)
+
+    if prune:
+        _prune(index, roots, {f.path.resolve() for f in files}, report)
+
+
+def _apply(
+    index: Index,
+    plan: list[tuple[Document, list[Chunk]]],
+    stored: set[str],
+    report: IngestReport,
+    embedder: Embedder,
+    progress: Progress,
+    known: Mapping[str, object],
+    batch_size: int,
+) -> None:
+    total = sum(1 for _, chunks in plan for c in chunks if c.id not in stored)
+    done = 0
+    if total:
+        progress("embed", 0, total)
+    # Documents are embedded in groups big enough to keep the model's batches full,
+    # and each document is committed as soon as its vectors are in.
+    group: list[tuple[Document, list[Chunk]]] = []
+    group_size = 0
+    for item in [*plan, None]:
+        if item is not None:
+            group.append(item)
+            group_size += len(item[1])
+            if group_size < batch_size * 4:
+                continue
+        if not group:
+            break
+        done += _apply_group(index, group, stored, report, embedder, known)
+        progress("embed", done, total)
+        group, group_size = [], 0
+
+
+def _apply_group(
+    index: Index,
+    group: list[tuple[Document, list[Chunk]]],
+    stored: set[str],
+    report: IngestReport,
+    embedder: Embedder,
+    known: Mapping[str, object],
+) -> int:
+    missing: list[Chunk] = []
+    hashes: dict[str, str] = {}
+    reusable: dict[str, str] = {}  # new chunk id -> old chunk id with the same embed text
+    for doc, chunks in group:
+        old_by_hash = index.chunk_embed_hashes(doc.source)
+        for chunk in chunks:
+            hashes[chunk.id] = embed_hash(chunk)
+            if chunk.id in stored:
+                continue
+            missing.append(chunk)
+            old_id = old_by_hash.get(hashes[chunk.id])
+            if old_id is not None and old_id in stored:
+                reusable[chunk.id] = old_id
+
+    old_vectors = index.vectors(sorted(set(reusable.values()))) if reusable else {}
+    to_embed = [c for c in missing if reusable.get(c.id) not in old_vectors]
+    fresh = embedder.embed([_embed_text(c) for c in to_embed]) if to_embed else None
+    report.chunks_embedded += len(to_embed)
+    vectors: dict[str, np.ndarray] = {}
+    if fresh is not None:
+        vectors.update({c.id: v for c, v in zip(to_embed, fresh, strict=True)})
+    for new_id, old_id in reusable.items():
+        if old_id in old_vectors and new_id not in vectors:
+            vectors[new_id] = old_vectors[old_id]
+    if missing:
+        matrix = np.stack([vectors[c.id] for c in missing])
+        index.add_vectors(missing, matrix, {doc.source: doc.title for doc, _ in group})
+        stored.update(c.id for c in missing)
+
+    for doc, chunks in group:
+        new_ids = {c.id for c in chunks}
+        before = index.live_chunk_ids(doc.source)
+        retired = index.commit_document(doc, chunks, [hashes[c.id] for c in chunks])
+        index.delete_vectors(retired)
+        stored.difference_update(retired)
+        report.chunks_added += len(new_ids - before)
+        report.chunks_unchanged += len(new_ids & before)
+        report.chunks_removed += len(retired)
+        if doc.source in known:
+            report.documents_updated += 1
+        else:
+            report.documents_added += 1
+    return len(missing)
+
+
+def _prune(index: Index, roots: Sequence[Path], seen: set[Path], report: IngestReport) -> None:
+    resolved = [r.resolve() for r in roots]
+    for record in index.documents():
+        if not record.path:
+            continue  # uploads and in-memory documents are not tied to a root
+        path = Path(record.path)
+        under = any(path == r or r in path.parents for r in resolved)
+        if under and path not in seen and not path.exists():
+            ids = index.forget_document(record.source)
+            index.delete_vectors(ids)
+            report.documents_removed += 1
+            report.chunks_removed += len(ids)
+
+
+def remove_document(settings: Settings, source: str, wait: bool = True) -> int:
+    """Remove one document by source; returns how many chunks went with it."""
+    with ingest_lock(settings.data_dir, wait=wait):
+        index = Index.open(settings)
+        try:
+            if index.document(source) is None:
+                known = ", ".join(d.source for d in index.documents()[:10]) or "none"
+                raise InputError(
+                    f"No document {source!r} in the index (indexed: {known}). See: rag docs"
+                )
+            ids = index.forget_document(source)
+            index.delete_vectors(ids)
+            return len(ids)
+        finally:
+            index.close()
+
+
+def ensure_index(settings: Settings, notify: Notify | None = None) -> bool:
+    """Build the index from the default corpus if there is none. True if it built one."""
+    if read_pointer(settings.data_dir) is not None:
+        return False
+    if notify:
+        notify(f"No index in {settings.data_dir} yet: building it from {settings.corpus_dir}...")
+    ingest(settings, notify=notify)
+    return True

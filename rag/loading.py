@@ -1,0 +1,264 @@
+"""Loading: turn a file on disk into a ``Document`` (extracted text plus metadata).
+
+Covers .md/.markdown, .txt, .html/.htm, .pdf and .docx. For text formats the document
+text is the file's own decoded text, so offsets point into the file as a user sees
+it. PDF text is the pages' text joined by blank lines, with each page's span kept.
+Does not do OCR: a PDF without a text layer is refused with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from rag.errors import RagError
+from rag.types import Document, Page
+
+SUPPORTED_SUFFIXES = {
+    ".md": "md",
+    ".markdown": "md",
+    ".txt": "txt",
+    ".html": "html",
+    ".htm": "html",
+    ".pdf": "pdf",
+    ".docx": "docx",
+}
+
+
+class LoadError(RagError):
+    """One file could not be loaded; ingest warns, skips it and carries on."""
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def is_supported(path: Path) -> bool:
+    return path.suffix.lower() in SUPPORTED_SUFFIXES
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """Decode bytes as text: UTF-8 first, then the most likely legacy encoding.
+
+    Raises ``LoadError`` for data that looks binary, so that a renamed image or
+    archive is skipped rather than indexed as garbage.
+    """
+    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise LoadError(f"{name}: looks like a binary file, not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        raise LoadError(f"{name}: cannot detect the text encoding (is it a binary file?)")
+    text = str(best)
+    if _control_ratio(text) > 0.05:
+        raise LoadError(f"{name}: looks like a binary file, not text")
+    return text
+
+
+def _control_ratio(text: str) -> float:
+    if not text:
+        return 0.0
+    bad = sum(1 for ch in text if ord(ch) < 32 and ch not in "\n\r\t\f")
+    return bad / len(text)
+
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+
+
+def _load_markdown(text: str, stem: str) -> tuple[str, int]:
+    title = ""
+    body_start = 0
+    match = _FRONT_MATTER.match(text)
+    if match:
+        body_start = match.end()
+        for line in match.group(1).splitlines():
+            key, _, value = line.partition(":")
+            if key.strip().lower() == "title" and value.strip():
+                title = value.strip().strip("\"'")
+    if not title:
+        heading = re.search(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", text[body_start:], re.MULTILINE)
+        title = heading.group(1).strip() if heading else stem
+    return title, body_start
+
+
+def _load_txt(text: str, stem: str) -> str:
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            # A short first line without final punctuation reads as a title.
+            if len(line) <= 100 and not line.endswith((".", "!", "?", ":", ";", ",")):
+                return line
+            break
+    return stem
+
+
+def _load_html(data: bytes, name: str, stem: str) -> tuple[str, str]:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(decode_text(data, name), "html.parser")
+    for tag in soup(["script", "style", "noscript", "template"]):
+        tag.decompose()
+    title = ""
+    for title_tag in soup.find_all("title"):
+        title = title or title_tag.get_text(" ", strip=True)
+        title_tag.decompose()
+    block_tags = ["p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "td", "th"]
+    lines: list[str] = []
+    body = soup.body or soup
+    for element in body.find_all(block_tags):
+        # Only leaf-level blocks: a <li> holding a <p> would otherwise be emitted twice.
+        if element.find(block_tags):
+            continue
+        words = element.get_text(" ", strip=True)
+        if not words:
+            continue
+        if element.name and element.name[0] == "h" and element.name[1:].isdigit():
+            words = "#" * int(element.name[1:]) + " " + words
+        elif element.name == "li":
+            words = "- " + words
+        lines.append(words)
+    if not lines:
+        lines = [ln.strip() for ln in body.get_text("\n").splitlines() if ln.strip()]
+    text = "\n\n".join(re.sub(r"[ \t\r\f\v]+", " ", ln) for ln in lines)
+    if not title:
+        first_heading = re.search(r"^#{1,6} (.+)$", text, re.MULTILINE)
+        title = first_heading.group(1) if first_heading else stem
+    return text, title
+
+
+def _load_pdf(path: Path, name: str) -> tuple[str, tuple[Page, ...], str]:
+    try:
+        from pypdf import PdfReader
+        from pypdf.errors import PdfReadError
+    except ImportError as exc:  # pragma: no cover - pypdf is a core dependency
+        raise LoadError("PDF support needs pypdf: pip install pypdf") from exc
+    try:
+        reader = PdfReader(str(path))
+        if reader.is_encrypted:
+            try:
+                reader.decrypt("")
+            except Exception as exc:
+                raise LoadError(f"{name}: the PDF is encrypted") from exc
+        parts: list[str] = []
+        pages: list[Page] = []
+        offset = 0
+        for number, page in enumerate(reader.pages, start=1):
+            page_text = (page.extract_text() or "").strip()
+            if parts:
+                offset += 2  # the "\n\n" joining pages
+            pages.append(Page(number=number, start=offset, end=offset + len(page_text)))
+            parts.append(page_text)
+            offset += len(page_text)
+        title = ""
+        if reader.metadata is not None and reader.metadata.title:
+            title = str(reader.metadata.title).strip()
+    except LoadError:
+        raise
+    except (PdfReadError, ValueError, KeyError, OSError) as exc:
+        raise LoadError(f"{name}: unreadable PDF ({exc})") from exc
+    text = "\n\n".join(parts)
+    if not text.strip():
+        raise LoadError(
+            f"{name}: the PDF has no text layer (a scanned document?); OCR is not supported"
+        )
+    return text, tuple(pages), title or path.stem
+
+
+def _load_docx(path: Path, name: str) -> tuple[str, str]:
+    try:
+        import docx
+    except ImportError as exc:  # pragma: no cover - python-docx is a core dependency
+        raise LoadError("DOCX support needs python-docx: pip install python-docx") from exc
+    try:
+        document = docx.Document(str(path))
+    except Exception as exc:  # python-docx raises several unrelated types for bad zips
+        raise LoadError(f"{name}: unreadable DOCX ({exc})") from exc
+    lines = []
+    for paragraph in document.paragraphs:
+        words = paragraph.text.strip()
+        if not words:
+            continue
+        style = (paragraph.style.name if paragraph.style is not None else "") or ""
+        if style.lower().startswith("heading"):
+            level = style.split()[-1]
+            words = "#" * (int(level) if level.isdigit() else 1) + " " + words
+        lines.append(words)
+    text = "\n\n".join(lines)
+    title = (document.core_properties.title or "").strip()
+    if not title:
+        first_heading = re.search(r"^#{1,6} (.+)$", text, re.MULTILINE)
+        title = first_heading.group(1) if first_heading else path.stem
+    return text, title
+
+
+def load_file(path: Path, source: str, max_bytes: int | None = None) -> Document:
+    """Load one file as a ``Document``; raises ``LoadError`` with a readable reason."""
+    kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
+        raise LoadError(f"{source}: unsupported file type (supported: {supported})")
+    try:
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise LoadError(
+                f"{source}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit "
+                "(raise RAG_MAX_FILE_MB to allow it)"
+            )
+        data = b"" if kind in ("pdf", "docx") else path.read_bytes()
+    except OSError as exc:
+        raise LoadError(f"{source}: cannot read ({exc.strerror or exc})") from exc
+
+    pages: tuple[Page, ...] = ()
+    body_start = 0
+    if kind == "md":
+        text = decode_text(data, source)
+        title, body_start = _load_markdown(text, path.stem)
+    elif kind == "txt":
+        text = decode_text(data, source)
+        title = _load_txt(text, path.stem)
+    elif kind == "html":
+        text, title = _load_html(data, source, path.stem)
+    elif kind == "pdf":
+        text, pages, title = _load_pdf(path, source)
+    else:
+        text, title = _load_docx(path, source)
+
+    if not text[body_start:].strip():
+        raise LoadError(f"{source}: the file holds no text")
+    return Document(
+        source=source,
+        path=str(path.resolve()),
+        title=title,
+        text=text,
+        content_hash=content_hash(text),
+        kind=kind,
+        pages=pages,
+        body_start=body_start,
+    )
+
+
+def load_text(text: str, source: str, title: str = "", kind: str = "txt") -> Document:
+    """A document from in-memory text (tests, uploads already decoded)."""
+    body_start = 0
+    if kind == "md":
+        found_title, body_start = _load_markdown(text, Path(source).stem)
+        title = title or found_title
+    return Document(
+        source=source,
+        path="",
+        title=title or _load_txt(text, Path(source).stem),
+        text=text,
+        content_hash=content_hash(text),
+        kind=kind,
+        body_start=body_start,
+    )
+
+
+Loader = Callable[[Path, str], Document]

@@ -1,0 +1,165 @@
+"""One settings object for the CLI, the UI, the evals and the tests.
+
+Precedence, lowest first: defaults, a TOML config file, ``RAG_*`` environment
+variables, then CLI flags (passed in as overrides). ``describe()`` reports where each
+effective value came from, for ``rag config``. Settings are passed explicitly;
+there is no module-level instance.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from rag.errors import InputError
+
+APP_NAME = "rag"
+ENV_PREFIX = "RAG_"
+CONFIG_ENV = "RAG_CONFIG"
+
+
+def _bundled_corpus() -> Path:
+    # In a source checkout (the supported install) the corpus sits beside the package.
+    return Path(__file__).resolve().parent.parent / "corpus"
+
+
+def config_path() -> Path:
+    """The config file in effect: ``$RAG_CONFIG``, else ``rag.toml`` in the user config dir."""
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "rag.toml"
+
+
+class Settings(BaseSettings):
+    """Every knob the tool has. Each field's description shows up in ``rag config``."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir(APP_NAME)),
+        description="Where the index and uploaded files live (RAG_DATA_DIR, --data-dir).",
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_cache_dir(APP_NAME)),
+        description="Model cache shared by all data directories; --rebuild never touches it.",
+    )
+    corpus_dir: Path = Field(
+        default_factory=_bundled_corpus,
+        description="What `rag ingest` reads when given no path (the bundled article).",
+    )
+    embedding_model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="Sentence-transformers model: the packaged all-MiniLM-L6-v2 or a local path.",
+    )
+    chunk_size: int = Field(
+        default=600, ge=100, le=8000, description="Target chunk length in characters."
+    )
+    chunk_overlap: int = Field(
+        default=1, ge=0, le=5, description="Sentences repeated between neighbouring chunks."
+    )
+    embed_batch_size: int = Field(
+        default=32, ge=1, le=1024, description="Texts per embedding batch during ingest."
+    )
+    max_file_mb: float = Field(
+        default=50.0, gt=0, description="Files larger than this are skipped with a warning."
+    )
+    top_k: int = Field(default=5, ge=1, le=50, description="Evidence sentences kept per question.")
+    max_question_chars: int = Field(
+        default=1000, ge=10, le=100_000, description="Longest question accepted, in characters."
+    )
+    generator: Literal["extractive"] = Field(default="extractive", description="Answer generator.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # CLI overrides arrive as init kwargs and win; the TOML file is the lowest layer.
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=config_path()),
+        )
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from every layer; ``None`` overrides (unset CLI flags) are ignored."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise InputError(
+            f"Invalid settings ({problems}). Check RAG_* variables, flags and {config_path()}."
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"Cannot parse config file {config_path()}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class SettingReport:
+    name: str
+    value: Any
+    source: str
+    description: str
+
+
+def describe(settings: Settings, overrides: dict[str, Any] | None = None) -> list[SettingReport]:
+    """Each effective setting with the layer it came from (flag, env, config file, default)."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    path = config_path()
+    file_values: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError):
+            file_values = {}
+    rows = []
+    for name, field in Settings.model_fields.items():
+        env_name = f"{ENV_PREFIX}{name.upper()}"
+        if name in overrides:
+            source = "flag"
+        elif env_name in os.environ:
+            source = f"env {env_name}"
+        elif name in file_values:
+            source = f"config {path}"
+        else:
+            source = "default"
+        value = getattr(settings, name)
+        rows.append(
+            SettingReport(
+                name=name,
+                value=str(value) if isinstance(value, Path) else value,
+                source=source,
+                description=field.description or "",
+            )
+        )
+    return rows

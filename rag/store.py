@@ -1,0 +1,444 @@
+"""Indexing: the on-disk index, a Chroma collection plus a SQLite manifest.
+
+Layout of a data directory::
+
+    DATA_DIR/index.json          {"generation": "index-..."}: the live index, switched atomically
+    DATA_DIR/index-<id>/chroma/  embedded Chroma (vectors, chunk text, metadata)
+    DATA_DIR/index-<id>/manifest.sqlite3
+                                 documents (text, title, hash) and their live chunk ids
+
+Crash safety rests on one rule: the manifest is the truth, Chroma is a cache of
+vectors. A chunk is live only once its document's manifest row is committed (one
+SQLite transaction), and Chroma ids are never rewritten (no upsert: see
+chroma-core/chroma#7678), only added when absent and deleted when no longer live.
+Chroma ids that are not live are leftovers of an interrupted ingest; ``reconcile``
+removes them, and queries ignore them meanwhile. ``--rebuild`` builds a new
+generation beside the old one and switches ``index.json`` with ``os.replace``.
+
+Does not decide what to ingest (``rag.ingest``) or how to rank (``rag.retrieval``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.errors import IndexCorruptError, IndexMissingError
+from rag.settings import Settings
+from rag.types import Chunk, Document, Page
+
+SCHEMA_VERSION = 1
+COLLECTION = "chunks"
+POINTER = "index.json"
+REBUILD_HINT = "Rebuild it with: rag ingest --rebuild"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    source TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    title TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    text TEXT NOT NULL,
+    pages TEXT NOT NULL,
+    body_start INTEGER NOT NULL,
+    chunks INTEGER NOT NULL,
+    ingested_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL REFERENCES documents(source) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    embed_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
+CREATE INDEX IF NOT EXISTS chunks_embed_hash ON chunks(embed_hash);
+"""
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """A document as the manifest holds it (``rag docs`` rows)."""
+
+    source: str
+    path: str
+    title: str
+    kind: str
+    content_hash: str
+    chunks: int
+    ingested_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "title": self.title,
+            "kind": self.kind,
+            "chunks": self.chunks,
+            "ingested_at": self.ingested_at,
+            "path": self.path,
+        }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def read_pointer(data_dir: Path) -> str | None:
+    pointer = data_dir / POINTER
+    if not pointer.exists():
+        return None
+    try:
+        generation = json.loads(pointer.read_text(encoding="utf-8"))["generation"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexCorruptError(
+            f"The index pointer {pointer} is unreadable. {REBUILD_HINT}"
+        ) from exc
+    if not isinstance(generation, str) or "/" in generation or not generation:
+        raise IndexCorruptError(f"The index pointer {pointer} is invalid. {REBUILD_HINT}")
+    return generation
+
+
+def write_pointer(data_dir: Path, generation: str) -> None:
+    """Switch the live index in one atomic rename (the old generation stays until removed)."""
+    tmp = data_dir / f".{POINTER}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump({"generation": generation}, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, data_dir / POINTER)
+    _fsync_dir(data_dir)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def new_generation_name() -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return f"index-{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def chroma_client(path: Path) -> Any:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    return chromadb.PersistentClient(
+        path=str(path),
+        settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
+    )
+
+
+class Index:
+    """One index generation: the manifest (truth) and the Chroma collection (vectors)."""
+
+    def __init__(self, settings: Settings, directory: Path, db: sqlite3.Connection) -> None:
+        self.settings = settings
+        self.directory = directory
+        self.db = db
+        self._collection: Any = None
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, settings: Settings) -> Index:
+        """The live index; raises ``IndexMissingError`` / ``IndexCorruptError``."""
+        generation = read_pointer(settings.data_dir)
+        if generation is None:
+            raise IndexMissingError(
+                f"No index in {settings.data_dir} yet. Build it with: rag ingest [PATH ...]"
+            )
+        directory = settings.data_dir / generation
+        manifest = directory / "manifest.sqlite3"
+        if not manifest.is_file():
+            raise IndexCorruptError(f"The index in {directory} is incomplete. {REBUILD_HINT}")
+        index = cls(settings, directory, _connect(manifest))
+        index._check_compatible()
+        return index
+
+    @classmethod
+    def create(cls, settings: Settings, generation: str, dim: int) -> Index:
+        """A new, empty generation directory (not live until ``write_pointer``)."""
+        directory = settings.data_dir / generation
+        directory.mkdir(parents=True, exist_ok=False)
+        db = _connect(directory / "manifest.sqlite3")
+        with db:
+            db.executescript(_SCHEMA)
+            db.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?)",
+                [
+                    ("schema_version", str(SCHEMA_VERSION)),
+                    ("embedding_model", settings.embedding_model),
+                    ("dim", str(dim)),
+                    ("created_at", _now()),
+                    ("revision", "0"),
+                ],
+            )
+        return cls(settings, directory, db)
+
+    def _check_compatible(self) -> None:
+        try:
+            meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(
+                f"The index manifest in {self.directory} is unreadable ({exc}). {REBUILD_HINT}"
+            ) from exc
+        if meta.get("schema_version") != str(SCHEMA_VERSION):
+            raise IndexCorruptError(
+                f"The index in {self.directory} has format {meta.get('schema_version')!r}; "
+                f"this version reads format {SCHEMA_VERSION}. {REBUILD_HINT}"
+            )
+        if meta.get("embedding_model") != self.settings.embedding_model:
+            raise IndexCorruptError(
+                f"The index was built with embedding model {meta.get('embedding_model')!r} but "
+                f"the settings ask for {self.settings.embedding_model!r}. {REBUILD_HINT}"
+            )
+
+    @property
+    def meta(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+
+    @property
+    def revision(self) -> int:
+        """Bumped by every committed change; lets a long-lived reader notice new documents."""
+        return int(self.meta.get("revision", "0"))
+
+    @property
+    def collection(self) -> Any:
+        if self._collection is None:
+            try:
+                client = chroma_client(self.directory / "chroma")
+                self._collection = client.get_or_create_collection(
+                    COLLECTION,
+                    embedding_function=None,
+                    configuration={"hnsw": {"space": "cosine"}},
+                )
+            except Exception as exc:  # chromadb raises many unrelated types on bad files
+                raise IndexCorruptError(
+                    f"The vector store in {self.directory / 'chroma'} cannot be opened ({exc}). "
+                    f"{REBUILD_HINT}"
+                ) from exc
+        return self._collection
+
+    def close(self) -> None:
+        self.db.close()
+        self._collection = None
+
+    # -- reading -------------------------------------------------------------------------
+
+    def documents(self) -> list[DocumentRecord]:
+        rows = self.db.execute(
+            "SELECT source, path, title, kind, content_hash, chunks, ingested_at "
+            "FROM documents ORDER BY source"
+        ).fetchall()
+        return [DocumentRecord(*row) for row in rows]
+
+    def document(self, source: str) -> Document | None:
+        row = self.db.execute(
+            "SELECT source, path, title, text, content_hash, kind, pages, body_start "
+            "FROM documents WHERE source = ?",
+            (source,),
+        ).fetchone()
+        if row is None:
+            return None
+        pages = tuple(Page(**p) for p in json.loads(row[6]))
+        return Document(
+            source=row[0],
+            path=row[1],
+            title=row[2],
+            text=row[3],
+            content_hash=row[4],
+            kind=row[5],
+            pages=pages,
+            body_start=row[7],
+        )
+
+    def live_chunk_ids(self, source: str | None = None) -> set[str]:
+        if source is None:
+            rows = self.db.execute("SELECT id FROM chunks").fetchall()
+        else:
+            rows = self.db.execute("SELECT id FROM chunks WHERE source = ?", (source,)).fetchall()
+        return {r[0] for r in rows}
+
+    def chunk_embed_hashes(self, source: str) -> dict[str, str]:
+        """embed_hash -> chunk id for a document's live chunks (to reuse their vectors)."""
+        rows = self.db.execute(
+            "SELECT embed_hash, id FROM chunks WHERE source = ?", (source,)
+        ).fetchall()
+        return dict(rows)
+
+    def sources_of(self, ids: set[str]) -> set[str]:
+        sources: set[str] = set()
+        for batch in _batches(sorted(ids), 500):
+            marks = ",".join("?" * len(batch))
+            rows = self.db.execute(
+                f"SELECT DISTINCT source FROM chunks WHERE id IN ({marks})", batch
+            ).fetchall()
+            sources.update(r[0] for r in rows)
+        return sources
+
+    def counts(self) -> dict[str, int]:
+        documents = self.db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        chunks = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return {"documents": documents, "chunks": chunks}
+
+    def stored_ids(self) -> set[str]:
+        """Every id Chroma holds, live or not (an exhaustive listing, in pages)."""
+        ids: set[str] = set()
+        offset = 0
+        page = 5000
+        while True:
+            got = self.collection.get(include=[], limit=page, offset=offset)["ids"]
+            ids.update(got)
+            if len(got) < page:
+                return ids
+            offset += page
+
+    def present(self, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for batch in _batches(list(ids), 5000):
+            found.update(self.collection.get(ids=batch, include=[])["ids"])
+        return found
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for batch in _batches(list(ids), 2000):
+            got = self.collection.get(ids=batch, include=["embeddings"])
+            for chunk_id, vector in zip(got["ids"], got["embeddings"], strict=True):
+                out[chunk_id] = np.asarray(vector, dtype=np.float32)
+        return out
+
+    # -- writing -------------------------------------------------------------------------
+
+    def add_vectors(
+        self, chunks: Sequence[Chunk], vectors: np.ndarray, titles: dict[str, str]
+    ) -> None:
+        """Add chunks that Chroma does not hold yet. Callers never pass a present id."""
+        if not chunks:
+            return
+        limit = max(1, min(5000, int(self.collection._client.get_max_batch_size())))
+        for start in range(0, len(chunks), limit):
+            part = chunks[start : start + limit]
+            self.collection.add(
+                ids=[c.id for c in part],
+                embeddings=vectors[start : start + limit],
+                documents=[c.text for c in part],
+                metadatas=[
+                    {
+                        "source": c.source,
+                        "title": titles.get(c.source, ""),
+                        "ordinal": c.ordinal,
+                        "start": c.start,
+                        "end": c.end,
+                        "heading": c.heading,
+                    }
+                    for c in part
+                ],
+            )
+
+    def delete_vectors(self, ids: Iterable[str]) -> int:
+        ids = list(ids)
+        for batch in _batches(ids, 5000):
+            self.collection.delete(ids=batch)
+        return len(ids)
+
+    def commit_document(
+        self, doc: Document, chunks: Sequence[Chunk], embed_hashes: Sequence[str]
+    ) -> set[str]:
+        """Make ``chunks`` the document's live chunks in one transaction.
+
+        Returns the ids that were live before and are not now: the caller deletes
+        them from Chroma after this commit (a crash in between leaves only
+        harmless, ignored leftovers).
+        """
+        before = self.live_chunk_ids(doc.source)
+        pages = json.dumps(
+            [{"number": p.number, "start": p.start, "end": p.end} for p in doc.pages]
+        )
+        with self.db:
+            self.db.execute("DELETE FROM chunks WHERE source = ?", (doc.source,))
+            self.db.execute(
+                "INSERT OR REPLACE INTO documents(source, path, title, kind, content_hash, text, "
+                "pages, body_start, chunks, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    doc.source,
+                    doc.path,
+                    doc.title,
+                    doc.kind,
+                    doc.content_hash,
+                    doc.text,
+                    pages,
+                    doc.body_start,
+                    len(chunks),
+                    _now(),
+                ),
+            )
+            self.db.executemany(
+                'INSERT INTO chunks(id, source, ordinal, start, "end", embed_hash) '
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (c.id, c.source, c.ordinal, c.start, c.end, h)
+                    for c, h in zip(chunks, embed_hashes, strict=True)
+                ],
+            )
+            self._bump_revision()
+        return before - {c.id for c in chunks}
+
+    def forget_document(self, source: str) -> set[str]:
+        """Drop a document from the manifest; returns its chunk ids for Chroma deletion."""
+        ids = self.live_chunk_ids(source)
+        with self.db:
+            self.db.execute("DELETE FROM chunks WHERE source = ?", (source,))
+            self.db.execute("DELETE FROM documents WHERE source = ?", (source,))
+            self._bump_revision()
+        return ids
+
+    def _bump_revision(self) -> None:
+        self.db.execute(
+            "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) "
+            "WHERE key = 'revision'"
+        )
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")
+    except sqlite3.DatabaseError as exc:
+        raise IndexCorruptError(
+            f"The index manifest {path} is unreadable ({exc}). {REBUILD_HINT}"
+        ) from exc
+    return db
+
+
+def _batches(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def remove_stale_generations(data_dir: Path, keep: str | None) -> None:
+    """Delete index generations that are not live (after a rebuild, or a killed one)."""
+    for entry in data_dir.glob("index-*"):
+        if entry.is_dir() and entry.name != keep:
+            shutil.rmtree(entry, ignore_errors=True)
