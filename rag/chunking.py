@@ -216,3 +216,41 @@ class SentenceSplitter(TextSplitter):
     def split_text(self, text: str) -> list[str]:
         doc = Document(source="", path="", title="", text=text, content_hash="", kind="txt")
         return [c.text for c in chunk_document(doc, self._size, self._sentence_overlap)]
+
+
+def sentence_windows(doc: Document, context_sentences: int = 1) -> list[Chunk]:
+    """One chunk per sentence or heading, carrying its heading and previous sentences.
+
+    This is what the index stores: answers quote single sentences, so retrieval
+    scores sentences, but a sentence alone often lacks its subject. Headings are
+    units too (a title can state a fact). The id covers heading and context, so
+    a changed neighbour changes the id (its vector is reused if its text is not).
+    """
+    chunks: list[Chunk] = []
+    previous: list[Span] = []
+    for span in split_sentences(doc):
+        if span.is_heading:
+            previous = []
+        context = ""
+        if context_sentences:
+            context = " ".join(" ".join(s.text.split()) for s in previous[-context_sentences:])
+        digest = hashlib.sha256(
+            f"{doc.source}\x1f{span.start}\x1f{span.end}\x1f{span.heading}\x1f{context}"
+            f"\x1f{span.text}".encode()
+        ).hexdigest()[:32]
+        chunks.append(
+            Chunk(
+                id=digest,
+                source=doc.source,
+                ordinal=len(chunks),
+                start=span.start,
+                end=span.end,
+                text=span.text,
+                heading=span.heading,
+                context=context,
+                is_heading=span.is_heading,
+            )
+        )
+        if not span.is_heading:
+            previous.append(span)
+    return chunks

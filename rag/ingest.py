@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock, Timeout
 
-from rag.chunking import chunk_document
+from rag.chunking import sentence_windows
 from rag.embedding import Embedder, SentenceTransformerEmbedder, ensure_onnx_export
-from rag.errors import IngestBusyError, InputError
+from rag.errors import IndexCorruptError, IngestBusyError, InputError
 from rag.loading import LoadError, is_supported, load_file
 from rag.settings import Settings
 from rag.store import (
@@ -92,16 +92,32 @@ def discover(paths: Sequence[Path], report: IngestReport) -> list[SourceFile]:
     return found
 
 
-def _embed_text(chunk: Chunk) -> str:
-    # The heading gives the model context ("It is twice as powerful..." under
-    # "Trainium 3: ..."); the stored text and offsets stay the chunk's own.
-    if chunk.heading and not chunk.text.startswith(chunk.heading):
-        return f"{chunk.heading}\n{chunk.text}"
-    return chunk.text
+def _embed_texts(chunk: Chunk) -> tuple[str, str]:
+    """The sentence alone, and the sentence in its window (heading, previous sentence)."""
+    sentence = " ".join(chunk.text.split())
+    window = "\n".join(p for p in (chunk.heading, chunk.context, sentence) if p)
+    return sentence, window
+
+
+def embed_chunks(embedder: Embedder, chunks: Sequence[Chunk]) -> np.ndarray:
+    """One vector per chunk: the normalised sum of its sentence and window vectors.
+
+    Measured on the dev set: the sentence alone ranks the right sentence first more
+    often than the window does (30 vs 17 of 47), but misses answers whose subject is
+    only in context ("It is smaller than a credit card."); the sum keeps both and put
+    the answer in the top 5 for 46 of 47.
+    """
+    if not chunks:
+        return np.zeros((0, 0), dtype=np.float32)
+    texts = [_embed_texts(c) for c in chunks]
+    vectors = embedder.embed([t[0] for t in texts] + [t[1] for t in texts])
+    combined = vectors[: len(chunks)] + vectors[len(chunks) :]
+    norms = np.linalg.norm(combined, axis=1, keepdims=True)
+    return (combined / np.clip(norms, 1e-12, None)).astype(np.float32)
 
 
 def embed_hash(chunk: Chunk) -> str:
-    return hashlib.sha256(_embed_text(chunk).encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256("\x1f".join(_embed_texts(chunk)).encode("utf-8")).hexdigest()[:32]
 
 
 def _unique_source(index: Index, file: SourceFile, taken: set[str]) -> str:
@@ -137,7 +153,12 @@ def ingest(
             missing = [str(r) for r in roots if not r.exists()]
             if missing:
                 raise InputError(f"Nothing to ingest: {', '.join(missing)} not found.")
-        live = read_pointer(settings.data_dir)
+        try:
+            live = read_pointer(settings.data_dir)
+        except IndexCorruptError:
+            if not rebuild:
+                raise
+            live = None  # --rebuild is the remedy for an unreadable pointer: replace it
         index = None if rebuild or live is None else Index.open(settings)
         if index is None:
             dim = int(embedder.embed(["dimension probe"]).shape[1])
@@ -194,7 +215,7 @@ def _run(
             report.documents_unchanged += 1
             report.chunks_unchanged += old.chunks
             continue
-        plan.append((doc, chunk_document(doc, settings.chunk_size, settings.chunk_overlap)))
+        plan.append((doc, sentence_windows(doc, settings.context_sentences)))
 
     # Leftovers of an interrupted ingest: stored, not live, and not about to be live.
     planned = {c.id for _, chunks in plan for c in chunks}
@@ -264,7 +285,7 @@ def _apply_group(
 
     old_vectors = index.vectors(sorted(set(reusable.values()))) if reusable else {}
     to_embed = [c for c in missing if reusable.get(c.id) not in old_vectors]
-    fresh = embedder.embed([_embed_text(c) for c in to_embed]) if to_embed else None
+    fresh = embed_chunks(embedder, to_embed) if to_embed else None
     report.chunks_embedded += len(to_embed)
     vectors: dict[str, np.ndarray] = {}
     if fresh is not None:

@@ -27,6 +27,11 @@ SUPPORTED_SUFFIXES = {
 }
 
 
+# How much less plausible (charset_normalizer "chaos") cp1252 may be than the best guess
+# and still be preferred for text that is not UTF-8.
+_CP1252_TOLERANCE = 0.1
+
+
 class LoadError(RagError):
     """One file could not be loaded; ingest warns, skips it and carries on."""
 
@@ -53,9 +58,17 @@ def decode_text(data: bytes, name: str) -> str:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
+    matches = from_bytes(data)
+    best = matches.best()
     if best is None:
         raise LoadError(f"{name}: cannot detect the text encoding (is it a binary file?)")
+    # On short Western text the detector ranks several Windows code pages about
+    # equally and may pick cp1257 ("trčs" for "très"); the most common legacy
+    # encoding wins when it is as plausible as the best guess.
+    for match in matches:
+        if match.encoding == "cp1252" and match.chaos <= best.chaos + _CP1252_TOLERANCE:
+            best = match
+            break
     text = str(best)
     if _control_ratio(text) > 0.05:
         raise LoadError(f"{name}: looks like a binary file, not text")
@@ -99,6 +112,13 @@ def _load_txt(text: str, stem: str) -> str:
     return stem
 
 
+_HTML_BLOCKS = [
+    *("p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "td", "th"),
+    *("div", "section", "article", "main", "header", "footer", "aside", "dd", "dt"),
+    *("figcaption", "caption", "address"),
+]
+
+
 def _load_html(data: bytes, name: str, stem: str) -> tuple[str, str]:
     from bs4 import BeautifulSoup
 
@@ -109,14 +129,16 @@ def _load_html(data: bytes, name: str, stem: str) -> tuple[str, str]:
     for title_tag in soup.find_all("title"):
         title = title or title_tag.get_text(" ", strip=True)
         title_tag.decompose()
-    block_tags = ["p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "td", "th"]
     lines: list[str] = []
     body = soup.body or soup
-    for element in body.find_all(block_tags):
-        # Only leaf-level blocks: a <li> holding a <p> would otherwise be emitted twice.
-        if element.find(block_tags):
-            continue
-        words = element.get_text(" ", strip=True)
+    for element in body.find_all(_HTML_BLOCKS):
+        # Only the block's own text: text inside a nested block is that block's, so a
+        # <li> holding a <p> is not emitted twice and a <div>'s loose text is not lost.
+        words = " ".join(
+            piece.strip()
+            for piece in element.strings
+            if piece.strip() and piece.find_parent(_HTML_BLOCKS) is element
+        )
         if not words:
             continue
         if element.name and element.name[0] == "h" and element.name[1:].isdigit():

@@ -64,11 +64,21 @@ class Settings(BaseSettings):
         default="all-MiniLM-L6-v2",
         description="Sentence-transformers model: the packaged all-MiniLM-L6-v2 or a local path.",
     )
+    context_sentences: int = Field(
+        default=1,
+        ge=0,
+        le=5,
+        description="Previous sentences embedded with each indexed sentence as its context.",
+    )
     chunk_size: int = Field(
-        default=600, ge=100, le=8000, description="Target chunk length in characters."
+        default=600,
+        ge=100,
+        le=8000,
+        description="Passage length in characters for passages built from sentences "
+        "(the LangChain splitter and LLM prompts).",
     )
     chunk_overlap: int = Field(
-        default=1, ge=0, le=5, description="Sentences repeated between neighbouring chunks."
+        default=1, ge=0, le=5, description="Sentences repeated between neighbouring passages."
     )
     embed_batch_size: int = Field(
         default=32, ge=1, le=1024, description="Texts per embedding batch during ingest."

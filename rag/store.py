@@ -350,6 +350,7 @@ class Index:
                         "start": c.start,
                         "end": c.end,
                         "heading": c.heading,
+                        "is_heading": c.is_heading,
                     }
                     for c in part
                 ],

@@ -51,7 +51,14 @@ class Span:
 
 @dataclass(frozen=True)
 class Chunk:
-    """A run of consecutive sentences, the unit stored in the vector index."""
+    """A unit stored in the vector index: its text is ``document.text[start:end]``.
+
+    The index stores sentence windows: ``text`` is one sentence (or heading) and
+    ``context`` the sentences before it. The vector is the sentence's own (measured:
+    it ranks answers better than embedding the whole window); the lexical index
+    adds heading and context so "It is twice as powerful" is still found under its
+    subject. Context is never quoted as part of the sentence.
+    """
 
     id: str
     source: str
@@ -60,6 +67,8 @@ class Chunk:
     end: int
     text: str
     heading: str = ""
+    context: str = ""
+    is_heading: bool = False
 
 
 @dataclass
@@ -79,3 +88,70 @@ class IngestReport:
     skipped: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     recovered: int = 0  # leftovers of an interrupted ingest cleaned up
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A quote backing an answer sentence: ``quote == document.text[start:end]``."""
+
+    id: int
+    source: str
+    title: str
+    page: int | None
+    quote: str
+    start: int
+    end: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "title": self.title,
+            "page": self.page,
+            "quote": self.quote,
+            "start": self.start,
+            "end": self.end,
+        }
+
+
+@dataclass(frozen=True)
+class AnswerSentence:
+    text: str
+    citations: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """An answer sentence the verifier removed, and why."""
+
+    text: str
+    reason: str
+
+
+@dataclass
+class Answer:
+    """The answer contract; ``to_json`` is the public JSON shape (see README)."""
+
+    question: str
+    answer: str
+    refused: bool
+    generator: str
+    sentences: list[AnswerSentence]
+    citations: list[Citation]
+    evidence: list[dict[str, object]]
+    dropped: list[Dropped] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    resolved_question: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "refused": self.refused,
+            "generator": self.generator,
+            "sentences": [{"text": s.text, "citations": list(s.citations)} for s in self.sentences],
+            "citations": [c.to_json() for c in self.citations],
+            "evidence": self.evidence,
+            "dropped": [{"text": d.text, "reason": d.reason} for d in self.dropped],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }

@@ -1,0 +1,239 @@
+"""Answering: choose evidence sentences that answer the question, or refuse.
+
+The extractive answerer (the default generator) quotes the documents word for
+word. Its work is deciding *whether* the evidence answers the question:
+
+1. Score each retrieved sentence: semantic similarity (dense cosine) and how much
+   of the question's weighted terms the sentence, its heading and its previous
+   sentence cover.
+2. Keep only sentences that can answer: they hold a value of the type asked for
+   (a date for "when", an amount for "how much does it cost", ...), mention the
+   attribute asked about ("CEO", "revenue"), and mention the question's names.
+3. Refuse when nothing is left or the best is too weak. A sentence that
+   contradicts the question's premise (a different number, a negation) is
+   answered with instead: the documents' actual fact.
+
+Does not verify (``rag.verify``) or retrieve (``rag.retrieval``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from rag.question import (
+    QuestionAnalysis,
+    analyze,
+    has_answer_type,
+    is_role_question,
+    mentions_attribute,
+)
+from rag.retrieval import CorpusView, Evidence
+from rag.text import NEGATIONS, content_tokens, names, numbers, stem, words
+
+REFUSAL = "The documents don't say."
+
+# Calibrated on evals/suites/dev.jsonl (see README, "Answerability").
+MIN_RELEVANCE = 0.22
+MIN_DENSE_ALONE = 0.5
+SECOND_SENTENCE_RATIO = 0.92
+_PRONOUN_START = re.compile(r"^(?:it|its|they|their|them|this|these|those|he|she)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Scored:
+    evidence: Evidence
+    dense: float
+    coverage: float
+    relevance: float
+    can_answer: bool
+    corrects_premise: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the answerer chose: sentences to quote (in document order) or a refusal."""
+
+    sentences: list[Evidence]
+    refused: bool
+    reason: str
+    scored: list[Scored]
+
+
+def _idf(view: CorpusView, term: str) -> float:
+    df = view.document_frequency(term)
+    n = max(1, len(view.ids))
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+
+def _coverage(analysis: QuestionAnalysis, evidence: Evidence, view: CorpusView) -> float:
+    """IDF-weighted share of question terms found in the sentence (context counts half)."""
+    if not analysis.terms:
+        return 0.0
+    own = set(content_tokens(evidence.quote))
+    around = set(content_tokens(f"{evidence.heading} {evidence.context}"))
+    total = got = 0.0
+    for term in analysis.terms:
+        weight = _idf(view, term)
+        total += weight
+        if term in own:
+            got += weight
+        elif term in around:
+            got += 0.5 * weight
+    return got / total if total else 0.0
+
+
+def _negated_terms(text: str) -> set[str]:
+    """Terms that follow a negation within three words ("does not sell" -> sell)."""
+    out: set[str] = set()
+    tokens = [w.lower() for w in words(text)]
+    for i, token in enumerate(tokens):
+        if token in NEGATIONS or token.endswith("n't"):
+            out.update(stem(t) for t in tokens[i + 1 : i + 4])
+    return out
+
+
+def _corrects_premise(analysis: QuestionAnalysis, evidence: Evidence) -> bool:
+    """The sentence states a different number, or negates what the question assumes."""
+    own = set(content_tokens(evidence.quote))
+    shared = len(set(analysis.terms) & own)
+    if shared < 2:
+        return False
+    negated = _negated_terms(evidence.quote) - _negated_terms(analysis.text)
+    if negated & set(analysis.terms):
+        return True
+    quoted_numbers = numbers(evidence.quote)
+    asked = {n for n in analysis.numbers if not n.isdigit() or len(n) == 4 or n.endswith("%")}
+    # "three times as powerful" against "twice as powerful": a different figure for
+    # the same claim. Entity numbers ("Trainium 3") are single digits and ignored.
+    multipliers = {n for n in analysis.numbers if n in {"2", "3", "4", "5", "6", "10", "100"}}
+    if asked and quoted_numbers and not asked & quoted_numbers:
+        return True
+    question_times = re.search(r"\b(times|twice|as \w+ as)\b", analysis.text.lower())
+    quote_times = re.search(r"\b(times|twice)\b", evidence.quote.lower())
+    return bool(multipliers and question_times and quote_times and not multipliers & quoted_numbers)
+
+
+def _names_covered(analysis: QuestionAnalysis, evidence: Evidence) -> bool:
+    """Every name in the question appears in the sentence, its heading or its context."""
+    if not analysis.names:
+        return True
+    around = f"{evidence.heading} {evidence.context} {evidence.quote}"
+    normalised = " ".join(w.lower() for w in words(around))
+    stems = {stem(w) for w in words(around)}
+    return all(
+        re.search(rf"\b{re.escape(n)}\b", normalised) or (" " not in n and stem(n) in stems)
+        for n in analysis.names
+    )
+
+
+def score(analysis: QuestionAnalysis, candidates: list[Evidence], view: CorpusView) -> list[Scored]:
+    dense_floor = min((e.dense for e in candidates if e.dense > 0), default=0.0)
+    scored = []
+    for evidence in candidates:
+        dense = evidence.dense if evidence.dense > 0 else dense_floor
+        coverage = _coverage(analysis, evidence, view)
+        relevance = 0.6 * dense + 0.4 * coverage
+        reason = ""
+        if evidence.is_heading and len(words(evidence.quote)) < 6:
+            reason = "a short heading, not a statement"
+        elif not _names_covered(analysis, evidence):
+            reason = "does not mention " + ", ".join(sorted(analysis.names))
+        elif not has_answer_type(analysis.answer_type, evidence.quote, analysis.names):
+            reason = f"holds no {analysis.answer_type}"
+        else:
+            missing = [
+                g for g in analysis.attributes
+                if not mentions_attribute(g, f"{evidence.quote} {evidence.context}")
+            ]  # fmt: skip
+            if missing or (is_role_question(analysis) and analysis.answer_type == "name"
+                           and not names(evidence.quote) - analysis.names):  # fmt: skip
+                reason = "does not state the " + "/".join(sorted(missing[0])[:2] if missing else ())
+        corrects = _corrects_premise(analysis, evidence)
+        scored.append(
+            Scored(
+                evidence=evidence,
+                dense=dense,
+                coverage=coverage,
+                relevance=relevance,
+                can_answer=not reason,
+                corrects_premise=corrects,
+                reason=reason,
+            )
+        )
+    return sorted(scored, key=lambda s: -s.relevance)
+
+
+def _antecedent(chosen: Evidence, view: CorpusView) -> Evidence | None:
+    """For "It is twice as powerful...", the nearest earlier sentence naming "it"."""
+    if not _PRONOUN_START.match(chosen.quote):
+        return None
+    for earlier in reversed(view.neighbours(chosen, before=4, after=0)):
+        if earlier.is_heading or earlier.heading != chosen.heading:
+            return None
+        if not _PRONOUN_START.match(earlier.quote):
+            return earlier
+    return None
+
+
+def _list_items(chosen: Evidence, view: CorpusView) -> list[Evidence]:
+    """A sentence ending in ":" introduces what follows; quote the items too."""
+    if not chosen.quote.rstrip().endswith(":"):
+        return []
+    items = []
+    for following in view.neighbours(chosen, before=0, after=6):
+        if following.is_heading or following.ordinal <= chosen.ordinal:
+            continue
+        items.append(following)
+        if following.quote.rstrip().endswith("."):
+            break
+    return items
+
+
+def select(question: str, candidates: list[Evidence], view: CorpusView) -> Selection:
+    """Pick the sentences that answer ``question`` from ``candidates``, or refuse."""
+    analysis = analyze(question)
+    scored = score(analysis, candidates, view)
+    if not scored:
+        return Selection([], True, "nothing retrieved", scored)
+
+    corrections = [s for s in scored if s.corrects_premise and s.relevance >= MIN_RELEVANCE]
+    answering = [s for s in scored if s.can_answer]
+    if corrections and (not answering or corrections[0].relevance >= answering[0].relevance - 0.05):
+        best = corrections[0]
+    elif answering:
+        best = answering[0]
+    else:
+        return Selection([], True, scored[0].reason, scored)
+
+    strong_enough = best.relevance >= MIN_RELEVANCE or best.dense >= MIN_DENSE_ALONE
+    if not strong_enough:
+        reason = f"best evidence too weak (relevance {best.relevance:.2f})"
+        return Selection([], True, reason, scored)
+
+    chosen = [best.evidence]
+    for other in answering:
+        if other is best or len(chosen) >= 2:
+            continue
+        # A second sentence only when it is nearly as good and adds question terms.
+        if other.relevance >= SECOND_SENTENCE_RATIO * best.relevance and other.coverage > 0:
+            adds = set(analysis.terms) & set(content_tokens(other.evidence.quote))
+            if adds - set(content_tokens(best.evidence.quote)):
+                chosen.append(other.evidence)
+    extra: list[Evidence] = []
+    for evidence in chosen:
+        antecedent = _antecedent(evidence, view)
+        if antecedent is not None and not _names_covered(analysis, _without_context(evidence)):
+            extra.append(antecedent)
+        extra.extend(_list_items(evidence, view))
+    unique = {(e.source, e.start): e for e in [*extra, *chosen]}
+    ordered = sorted(unique.values(), key=lambda e: (e.source, e.start))
+    return Selection(ordered, False, "", scored)
+
+
+def _without_context(evidence: Evidence) -> Evidence:
+    from dataclasses import replace
+
+    return replace(evidence, heading="", context="")

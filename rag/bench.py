@@ -1,0 +1,145 @@
+"""Benchmarks behind ``rag bench``: numbers for the README and the issue notes.
+
+Not tests: they measure, they do not assert. Each runs in a temporary data
+directory (the user's index is never touched) with the real model and Chroma.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rag.chunking import sentence_windows
+from rag.embedding import SentenceTransformerEmbedder
+from rag.ingest import _embed_texts, ingest
+from rag.loading import load_file
+from rag.settings import Settings
+
+_WORDS = [
+    "amazon",
+    "chips",
+    "trainium",
+    "cloud",
+    "model",
+    "training",
+    "inference",
+    "cost",
+    "power",
+    "data",
+    "centre",
+    "customer",
+    "platform",
+    "software",
+    "processor",
+    "version",
+    "faster",
+    "cheaper",
+    "reliable",
+    "machine",
+    "learning",
+    "network",
+    "memory",
+    "energy",
+    "efficient",
+    "design",
+    "supplier",
+    "market",
+    "demand",
+    "shortage",
+    "alternative",
+    "company",
+    "research",
+    "launch",
+    "performance",
+    "scale",
+    "cluster",
+    "weeks",
+    "thousands",
+    "percent",
+    "previous",
+    "newest",
+]
+
+
+def generate_corpus(root: Path, target_chunks: int, seed: int = 7) -> int:
+    """Write Markdown files of random sentences: about ``target_chunks`` chunks in all.
+
+    The index stores one chunk per sentence, so each file holds 4 sections of 10.
+    """
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    sections, per_section = 4, 10
+    files = max(1, round(target_chunks / (sections * per_section)))
+    for n in range(files):
+        parts = [f"# Generated document {n}\n"]
+        for section in range(sections):
+            parts.append(f"\n## Section {section} of {n}\n\n")
+            for _ in range(per_section):
+                words = rng.choices(_WORDS, k=rng.randint(8, 24))
+                parts.append(" ".join(words).capitalize() + f" {rng.randint(1, 2030)}. ")
+            parts.append("\n")
+        (root / f"doc-{n:05d}.md").write_text("".join(parts), encoding="utf-8")
+    return files
+
+
+def _timed(work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def bench_ingest(
+    settings: Settings, target_chunks: int = 3000, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Ingest throughput against the raw throughput of the same model in the same run."""
+    tmp = Path(tempfile.mkdtemp(prefix="rag-bench-"))
+    try:
+        corpus = tmp / "corpus"
+        files = generate_corpus(corpus, target_chunks)
+        run_settings = settings.model_copy(update={"data_dir": tmp / "data"})
+        embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
+        embedder.embed(["warm-up"])  # model load is not throughput
+
+        texts: list[str] = []
+        for path in sorted(corpus.glob("*.md")):
+            doc = load_file(path, path.name)
+            chunks = sentence_windows(doc, settings.context_sentences)
+            texts.extend(t for c in chunks for t in _embed_texts(c))
+        log(f"Generated {files} files, {len(texts) // 2} chunks. Embedding them raw...")
+
+        raw_before = _timed(lambda: embedder.embed(texts))
+
+        log("Ingesting the same corpus...")
+        started = time.perf_counter()
+        report = ingest(run_settings, [corpus], embedder=embedder)
+        ingest_s = time.perf_counter() - started
+
+        log("Re-ingesting it unchanged...")
+        started = time.perf_counter()
+        again = ingest(run_settings, [corpus], embedder=embedder)
+        reingest_s = time.perf_counter() - started
+
+        # Raw throughput measured on both sides of the ingest; the faster one is the
+        # baseline, so machine noise can only make the overhead look worse, not better.
+        log("Embedding raw again...")
+        raw_s = min(raw_before, _timed(lambda: embedder.embed(texts)))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    return {
+        "files": files,
+        "chunks": len(texts) // 2,
+        "texts_embedded_per_chunk": 2,
+        "raw_embed_s": round(raw_s, 2),
+        "raw_chunks_per_s": round(len(texts) / 2 / raw_s, 1),
+        "ingest_s": round(ingest_s, 2),
+        "ingest_chunks_per_s": round(report.chunks_added / ingest_s, 1),
+        "overhead_pct": round(100 * (ingest_s - raw_s) / raw_s, 1),
+        "reingest_unchanged_s": round(reingest_s, 2),
+        "reingest_embedded": again.chunks_embedded,
+    }

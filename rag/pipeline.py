@@ -1,0 +1,182 @@
+"""The composition root: settings in, a ready question-answering pipeline out.
+
+``build_pipeline(settings)`` is the one place that wires index, embedder,
+retriever, answerer and verifier together; the CLI, the UI and the evals all call
+it. The chain is LangChain runnables (retrieve | answer | verify) over a plain
+dict state, so a generative answerer can replace the middle step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.runnables import Runnable, RunnableLambda
+
+from rag import answer as extractive
+from rag.embedding import make_embedder
+from rag.errors import InputError
+from rag.question import resolve_followup
+from rag.retrieval import Evidence, Retriever
+from rag.settings import Settings
+from rag.store import Index
+from rag.types import Answer, AnswerSentence, Citation, Dropped
+from rag.verify import Verifier
+
+
+class QuestionError(InputError):
+    """The question itself is unusable (empty, too long): a usage error."""
+
+
+def check_question(question: str, max_chars: int) -> str:
+    cleaned = " ".join(question.split())
+    if not cleaned:
+        raise QuestionError("The question is empty. Ask something about the documents.")
+    if len(cleaned) > max_chars:
+        raise QuestionError(
+            f"The question is {len(cleaned)} characters long; the limit is {max_chars} "
+            "(RAG_MAX_QUESTION_CHARS)."
+        )
+    return cleaned
+
+
+@dataclass
+class Turn:
+    question: str
+    answer: Answer
+
+
+@dataclass
+class Conversation:
+    """The history a chat keeps; follow-ups are resolved against its user turns."""
+
+    turns: list[Turn] = field(default_factory=list)
+
+    def questions(self) -> list[str]:
+        # Resolved questions, so "And its size?" after a follow-up still has a subject.
+        return [t.answer.resolved_question or t.question for t in self.turns]
+
+    def reset(self) -> None:
+        self.turns.clear()
+
+
+class Pipeline:
+    """retrieve -> answer -> verify, over one index."""
+
+    def __init__(self, settings: Settings, index: Index, retriever: Retriever) -> None:
+        self.settings = settings
+        self.index = index
+        self.retriever = retriever
+        self.verifier = Verifier()
+        self.chain: Runnable[dict[str, Any], Answer] = (
+            RunnableLambda(self._retrieve)
+            | RunnableLambda(self._answer)
+            | RunnableLambda(self._verify)
+        )
+
+    # -- chain steps -----------------------------------------------------------------
+
+    def _retrieve(self, state: dict[str, Any]) -> dict[str, Any]:
+        started = time.perf_counter()
+        self.retriever.refresh()
+        query = resolve_followup(state["question"], state.get("history", []))
+        k = max(state.get("top_k") or self.settings.top_k, 1)
+        candidates = self.retriever.retrieve(query, k=max(3 * k, 15))
+        state.update(
+            query=query,
+            candidates=candidates,
+            k=k,
+            retrieve_ms=(time.perf_counter() - started) * 1000,
+        )
+        return state
+
+    def _answer(self, state: dict[str, Any]) -> dict[str, Any]:
+        started = time.perf_counter()
+        candidates: list[Evidence] = state["candidates"]
+        selection = extractive.select(state["query"], candidates, self.retriever.view)
+        state.update(selection=selection, answer_ms=(time.perf_counter() - started) * 1000)
+        return state
+
+    def _verify(self, state: dict[str, Any]) -> Answer:
+        started = time.perf_counter()
+        selection: extractive.Selection = state["selection"]
+        k: int = state["k"]
+        evidence = [e.to_json() for e in state["candidates"][:k]]
+        answer = Answer(
+            question=state["question"],
+            answer=extractive.REFUSAL,
+            refused=True,
+            generator="extractive",
+            sentences=[AnswerSentence(extractive.REFUSAL, ())],
+            citations=[],
+            evidence=evidence,
+            resolved_question=state["query"],
+        )
+        if not selection.refused:
+            documents = {
+                e.source: self.retriever.view.documents[e.source].text for e in selection.sentences
+            }
+            sentences, citations, dropped = [], [], []
+            for chosen in selection.sentences:
+                citation = Citation(
+                    id=len(citations) + 1,
+                    source=chosen.source,
+                    title=chosen.title,
+                    page=chosen.page,
+                    quote=chosen.quote,
+                    start=chosen.start,
+                    end=chosen.end,
+                )
+                text = " ".join(chosen.quote.split())
+                verdict = self.verifier.check(text, [citation], documents)
+                if verdict.ok:
+                    citations.append(citation)
+                    sentences.append(AnswerSentence(text, (citation.id,)))
+                else:
+                    dropped.append(Dropped(text, "; ".join(verdict.reasons)))
+            if sentences:
+                answer.sentences = sentences
+                answer.citations = citations
+                answer.answer = " ".join(s.text for s in sentences)
+                answer.refused = False
+            answer.dropped = dropped
+        verify_ms = (time.perf_counter() - started) * 1000
+        answer.timings_ms = {
+            "retrieve": state["retrieve_ms"],
+            "answer": state["answer_ms"] + verify_ms,
+            "total": state["retrieve_ms"] + state["answer_ms"] + verify_ms,
+        }
+        state["answer"] = answer
+        return answer
+
+    # -- public API ------------------------------------------------------------------
+
+    def ask(
+        self,
+        question: str,
+        history: Sequence[str] = (),
+        top_k: int | None = None,
+    ) -> Answer:
+        cleaned = check_question(question, self.settings.max_question_chars)
+        result: Answer = self.chain.invoke(
+            {"question": cleaned, "history": list(history), "top_k": top_k}
+        )
+        return result
+
+    def chat(self, question: str, conversation: Conversation, top_k: int | None = None) -> Answer:
+        result = self.ask(question, conversation.questions(), top_k=top_k)
+        conversation.turns.append(Turn(question, result))
+        return result
+
+    def close(self) -> None:
+        self.index.close()
+
+
+def build_pipeline(settings: Settings) -> Pipeline:
+    """Open the live index and wire the query path (fast: no torch import if exported)."""
+    index = Index.open(settings)
+    embedder = make_embedder(settings, purpose="query")
+    retriever = Retriever(index, embedder, settings.context_sentences)
+    return Pipeline(settings, index, retriever)

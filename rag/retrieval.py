@@ -1,0 +1,190 @@
+"""Retrieval: hybrid dense + BM25 search over indexed sentences, fused with RRF.
+
+The unit is the sentence window stored by ingest (one sentence, embedded with its
+heading and previous sentence). Dense scores come from Chroma, queried directly
+with a vector from the ONNX embedder (no langchain_chroma or sentence-transformers
+import on this path: they cost seconds). BM25 (bm25s) runs over each sentence plus
+its heading and context. The two rankings are fused by reciprocal rank fusion.
+
+Does not choose answers (``rag.answer``). Chunks that Chroma holds but the manifest
+does not list (leftovers of an interrupted ingest) are ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from rag.chunking import sentence_windows
+from rag.embedding import Embedder
+from rag.store import Index
+from rag.text import content_tokens
+from rag.types import Chunk, Document
+
+RRF_K = 60
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A retrieved sentence: ``quote == document.text[start:end]``."""
+
+    chunk_id: str
+    source: str
+    title: str
+    quote: str
+    start: int
+    end: int
+    heading: str
+    context: str
+    ordinal: int
+    page: int | None
+    is_heading: bool = False
+    score: float = 0.0  # fused (RRF) score, higher is better
+    dense: float = 0.0  # cosine similarity of question and sentence window
+    lexical: float = 0.0  # BM25 score
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "quote": self.quote,
+            "start": self.start,
+            "end": self.end,
+            "score": round(self.score, 6),
+        }
+
+
+def rrf(rankings: list[list[str]], k: int = RRF_K) -> dict[str, float]:
+    """Reciprocal rank fusion: sum of 1 / (k + rank) over the rankings (rank from 1)."""
+    fused: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, key in enumerate(ranking, start=1):
+            fused[key] = fused.get(key, 0.0) + 1.0 / (k + rank)
+    return fused
+
+
+class CorpusView:
+    """The live sentences of the index, in memory, with a BM25 index over them."""
+
+    def __init__(self, index: Index, context_sentences: int) -> None:
+        import bm25s
+
+        self.revision = index.revision
+        self.documents: dict[str, Document] = {}
+        self.chunks: dict[str, Chunk] = {}
+        self.by_source: dict[str, list[Chunk]] = {}
+        live = index.live_chunk_ids()
+        for record in index.documents():
+            doc = index.document(record.source)
+            if doc is None:
+                continue
+            self.documents[doc.source] = doc
+            windows = [c for c in sentence_windows(doc, context_sentences) if c.id in live]
+            self.by_source[doc.source] = windows
+            for chunk in windows:
+                self.chunks[chunk.id] = chunk
+        self.ids = list(self.chunks)
+        corpus_tokens = [
+            content_tokens(f"{c.heading} {c.context} {c.text} {c.text}") or ["∅"]
+            for c in self.chunks.values()
+        ]
+        self.vocabulary = {t for tokens in corpus_tokens for t in tokens}
+        self._df: dict[str, int] = {}
+        for tokens in corpus_tokens:
+            for term in set(tokens):
+                self._df[term] = self._df.get(term, 0) + 1
+        self.bm25 = bm25s.BM25()
+        if corpus_tokens:
+            self.bm25.index(corpus_tokens, show_progress=False)
+
+    def evidence(self, chunk_id: str, **scores: float) -> Evidence:
+        chunk = self.chunks[chunk_id]
+        doc = self.documents[chunk.source]
+        return Evidence(
+            chunk_id=chunk.id,
+            source=chunk.source,
+            title=doc.title,
+            quote=chunk.text,
+            start=chunk.start,
+            end=chunk.end,
+            heading=chunk.heading,
+            context=chunk.context,
+            ordinal=chunk.ordinal,
+            page=doc.page_at(chunk.start),
+            is_heading=chunk.is_heading,
+            **scores,
+        )
+
+    def neighbours(self, evidence: Evidence, before: int, after: int) -> list[Evidence]:
+        """Sentences around ``evidence`` in the same document, in order (itself excluded)."""
+        chunks = self.by_source.get(evidence.source, [])
+        lo = max(0, evidence.ordinal - before)
+        hi = min(len(chunks), evidence.ordinal + after + 1)
+        return [self.evidence(c.id) for c in chunks[lo:hi] if c.id != evidence.chunk_id]
+
+    def document_frequency(self, term: str) -> int:
+        """In how many indexed sentences (with context) ``term`` occurs."""
+        return self._df.get(term, 0)
+
+    def bm25_scores(self, query: str) -> dict[str, float]:
+        tokens = [t for t in content_tokens(query) if t in self.vocabulary]
+        if not tokens or not self.ids:
+            return {}
+        scores = self.bm25.get_scores(tokens)
+        return {self.ids[i]: float(s) for i, s in enumerate(scores) if s > 0}
+
+
+class Retriever:
+    """Hybrid retrieval over one index; ``retrieve(question)`` gives fused evidence."""
+
+    def __init__(self, index: Index, embedder: Embedder, context_sentences: int = 1) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.context_sentences = context_sentences
+        self.view = CorpusView(index, context_sentences)
+
+    def refresh(self) -> bool:
+        """Reload if the index changed since we loaded it (another process ingested)."""
+        if self.index.revision == self.view.revision:
+            return False
+        self.view = CorpusView(self.index, self.context_sentences)
+        return True
+
+    def dense_scores(self, query: str, n: int) -> dict[str, float]:
+        if not self.view.ids:
+            return {}
+        vector = self.embedder.embed([query])[0]
+        # Over-fetch: leftovers of an interrupted ingest may take some of the slots.
+        n_results = min(self.index.collection.count(), max(n * 2, n + 10))
+        if n_results <= 0:
+            return {}
+        result = self.index.collection.query(
+            query_embeddings=[vector.astype(np.float32)],
+            n_results=n_results,
+            include=["distances"],
+        )
+        scores = {}
+        for chunk_id, distance in zip(result["ids"][0], result["distances"][0], strict=True):
+            if chunk_id in self.view.chunks:
+                scores[chunk_id] = 1.0 - float(distance)  # cosine distance -> similarity
+        return scores
+
+    def retrieve(self, query: str, k: int) -> list[Evidence]:
+        """The ``k`` best sentences by fused rank, each with its dense and BM25 scores."""
+        pool = max(3 * k, 20)
+        dense = self.dense_scores(query, pool)
+        lexical = self.view.bm25_scores(query)
+        dense_rank = sorted(dense, key=lambda i: -dense[i])[:pool]
+        lexical_rank = sorted(lexical, key=lambda i: -lexical[i])[:pool]
+        fused = rrf([dense_rank, lexical_rank])
+        best = sorted(fused, key=lambda i: -fused[i])[:k]
+        return [
+            self.view.evidence(
+                i, score=fused[i], dense=dense.get(i, 0.0), lexical=lexical.get(i, 0.0)
+            )
+            for i in best
+        ]
+
+
+def with_scores(evidence: Evidence, **scores: float) -> Evidence:
+    return replace(evidence, **scores)

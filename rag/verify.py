@@ -1,0 +1,103 @@
+"""Verification: is each answer sentence supported by the quotes it cites?
+
+Deterministic checks, run on every answer whatever generated it:
+
+- citation validity: each quote is exactly the document text at its offsets;
+- hard facts: every number, date, amount and name in the sentence is in the quotes;
+- polarity: the sentence and the quotes agree on negation ("sells" vs "does not sell");
+- content: the sentence's content words are covered by the quotes.
+
+Extractive answers pass by construction (their sentences are the quotes); the
+checks exist for everything that is not verbatim. Optional LLM support checks
+plug in through ``Verifier.extra_checks``. Does not judge whether the answer
+answers the question: that is the answerer's job and the eval suite's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from rag.text import NEGATIONS, content_tokens, months, names, numbers, stem, words
+from rag.types import Citation
+
+MIN_CONTENT_COVERAGE = 0.75
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reasons: tuple[str, ...]
+    coverage: float
+
+
+def quote_is_exact(citation: Citation, documents: Mapping[str, str]) -> bool:
+    text = documents.get(citation.source)
+    if text is None:
+        return False
+    return 0 <= citation.start <= citation.end <= len(text) and (
+        text[citation.start : citation.end] == citation.quote
+    )
+
+
+def _negated(text: str) -> set[str]:
+    tokens = [w.lower() for w in words(text)]
+    out: set[str] = set()
+    for i, token in enumerate(tokens):
+        if token in NEGATIONS or token.endswith("n't"):
+            out.update(stem(t) for t in tokens[i + 1 : i + 4] if t not in NEGATIONS)
+    return out
+
+
+def _name_forms(text: str) -> set[str]:
+    return names(text) | {w.lower().removesuffix("'s").removesuffix("’s") for w in words(text)}
+
+
+ExtraCheck = Callable[[str, Sequence[Citation]], str | None]
+
+
+@dataclass
+class Verifier:
+    """Checks answer sentences against their citations; ``extra_checks`` may add more."""
+
+    min_coverage: float = MIN_CONTENT_COVERAGE
+    extra_checks: list[ExtraCheck] = field(default_factory=list)
+
+    def check(
+        self, sentence: str, citations: Sequence[Citation], documents: Mapping[str, str]
+    ) -> Verdict:
+        reasons: list[str] = []
+        if not citations:
+            return Verdict(False, ("cites nothing",), 0.0)
+        for citation in citations:
+            if not quote_is_exact(citation, documents):
+                reasons.append(f"quote [{citation.id}] is not the source text at its offsets")
+        quotes = " ".join(c.quote for c in citations)
+
+        missing_numbers = numbers(sentence) - numbers(quotes)
+        if missing_numbers:
+            reasons.append("numbers not in the quotes: " + ", ".join(sorted(missing_numbers)))
+        missing_months = months(sentence) - months(quotes)
+        if missing_months:
+            reasons.append("dates not in the quotes: " + ", ".join(sorted(missing_months)))
+        missing_names = {n for n in names(sentence) if n not in _name_forms(quotes)}
+        if missing_names:
+            reasons.append("names not in the quotes: " + ", ".join(sorted(missing_names)))
+
+        sentence_terms = set(content_tokens(sentence))
+        quote_terms = set(content_tokens(quotes))
+        flipped = (_negated(sentence) ^ _negated(quotes)) & sentence_terms & quote_terms
+        if flipped:
+            reasons.append("negation disagrees with the quotes on: " + ", ".join(sorted(flipped)))
+
+        coverage = (
+            len(sentence_terms & quote_terms) / len(sentence_terms) if sentence_terms else 1.0
+        )
+        if coverage < self.min_coverage:
+            reasons.append(f"only {coverage:.0%} of its content is in the quotes")
+
+        for extra in self.extra_checks:
+            problem = extra(sentence, citations)
+            if problem:
+                reasons.append(problem)
+        return Verdict(not reasons, tuple(reasons), coverage)
