@@ -20,50 +20,12 @@ from rag.ingest import _embed_texts, ingest
 from rag.loading import load_file
 from rag.settings import Settings
 
-_WORDS = [
-    "amazon",
-    "chips",
-    "trainium",
-    "cloud",
-    "model",
-    "training",
-    "inference",
-    "cost",
-    "power",
-    "data",
-    "centre",
-    "customer",
-    "platform",
-    "software",
-    "processor",
-    "version",
-    "faster",
-    "cheaper",
-    "reliable",
-    "machine",
-    "learning",
-    "network",
-    "memory",
-    "energy",
-    "efficient",
-    "design",
-    "supplier",
-    "market",
-    "demand",
-    "shortage",
-    "alternative",
-    "company",
-    "research",
-    "launch",
-    "performance",
-    "scale",
-    "cluster",
-    "weeks",
-    "thousands",
-    "percent",
-    "previous",
-    "newest",
-]
+_WORDS = """
+    amazon chips trainium cloud model training inference cost power data centre customer
+    platform software processor version faster cheaper reliable machine learning network
+    memory energy efficient design supplier market demand shortage alternative company
+    research launch performance scale cluster weeks thousands percent previous newest
+""".split()
 
 
 def generate_corpus(root: Path, target_chunks: int, seed: int = 7) -> int:

@@ -118,7 +118,9 @@ class Pipeline:
             documents = {
                 e.source: self.retriever.view.documents[e.source].text for e in selection.sentences
             }
-            sentences, citations, dropped = [], [], []
+            sentences: list[AnswerSentence] = []
+            citations: list[Citation] = []
+            dropped: list[Dropped] = []
             for chosen in selection.sentences:
                 citation = Citation(
                     id=len(citations) + 1,

@@ -48,41 +48,13 @@ ATTRIBUTES: tuple[frozenset[str], ...] = tuple(
 )
 
 _MONEY_VERBS = {
-    stem(w)
-    for w in [
-        "cost",
-        "price",
-        "charge",
-        "pay",
-        "paid",
-        "spend",
-        "spent",
-        "worth",
-        "sell",
-        "buy",
-        "invest",
-    ]
+    stem(w) for w in "cost price charge pay paid spend spent worth sell buy invest".split()
 }
 _COMPARATIVE = {
     stem(w)
-    for w in [
-        "reduce",
-        "cut",
-        "save",
-        "lower",
-        "cheaper",
-        "less",
-        "more",
-        "faster",
-        "slower",
-        "bigger",
-        "smaller",
-        "better",
-    ]
+    for w in "reduce cut save lower cheaper less more faster slower bigger smaller better".split()
 }
-_ROLE_WORDS = {
-    stem(w) for w in ["ceo", "founder", "president", "chairman", "director", "owner", "head"]
-}
+_ROLE_WORDS = {stem(w) for w in "ceo founder president chairman director owner head".split()}
 
 _MONEY = re.compile(
     r"[$€£¥]\s?\d|\b\d[\d,.]*\s?(?:dollars?|euros?|pounds?|usd|eur|gbp)\b", re.IGNORECASE

@@ -12,7 +12,7 @@ does not list (leftovers of an interrupted ingest) are ignored.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -184,7 +184,3 @@ class Retriever:
             )
             for i in best
         ]
-
-
-def with_scores(evidence: Evidence, **scores: float) -> Evidence:
-    return replace(evidence, **scores)

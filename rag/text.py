@@ -14,192 +14,27 @@ from functools import lru_cache
 import snowballstemmer
 
 STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "against",
-        "all",
-        "also",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "done",
-        "down",
-        "during",
-        "each",
-        "either",
-        "few",
-        "for",
-        "from",
-        "further",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "herself",
-        "him",
-        "himself",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "me",
-        "more",
-        "most",
-        "my",
-        "myself",
-        "nor",
-        "of",
-        "off",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "ours",
-        "ourselves",
-        "out",
-        "over",
-        "own",
-        "same",
-        "she",
-        "should",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "theirs",
-        "them",
-        "themselves",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "upon",
-        "us",
-        "very",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "whose",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yours",
-        "yourself",
-        "yourselves",
-        "s",
-        "t",
-        "d",
-        "ll",
-        "m",
-        "re",
-        "ve",
-        "y",
-        "according",
-        "document",
-        "documents",
-        "text",
-        "article",
-        "say",
-        "says",
-        "said",
-        "tell",
-        "please",
-        "exactly",
-        "really",
-        "actually",
-        "currently",
-    ]
+    """
+    a about above after again against all also am an and any are as at be because been
+    before being below between both but by can could did do does doing done down during each
+    either few for from further had has have having he her here hers herself him himself his
+    how i if in into is it its itself just me more most my myself nor of off on once only or
+    other our ours ourselves out over own same she should so some such than that the their
+    theirs them themselves then there these they this those through to too under until up
+    upon us very was we were what when where which while who whom whose why will with would
+    you your yours yourself yourselves s t d ll m re ve y according document documents text
+    article say says said tell please exactly really actually currently
+    """.split()
 )
 
 WH_WORDS = frozenset(["what", "when", "where", "which", "who", "whom", "whose", "why", "how"])
 
 NEGATIONS = frozenset(
-    [
-        "not",
-        "no",
-        "never",
-        "none",
-        "nothing",
-        "nobody",
-        "neither",
-        "nor",
-        "without",
-        "cannot",
-        "isn't",
-        "aren't",
-        "wasn't",
-        "weren't",
-        "doesn't",
-        "don't",
-        "didn't",
-        "won't",
-        "wouldn't",
-        "can't",
-        "couldn't",
-        "shouldn't",
-        "hasn't",
-        "haven't",
-        "hadn't",
-        "unlike",
-    ]
+    """
+    not no never none nothing nobody neither nor without cannot isn't aren't wasn't weren't
+    doesn't don't didn't won't wouldn't can't couldn't shouldn't hasn't haven't hadn't
+    unlike
+    """.split()
 )
 
 NUMBER_WORDS = {
@@ -214,32 +49,10 @@ NUMBER_WORDS = {
 }  # fmt: skip
 
 MONTHS = frozenset(
-    [
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-        "jan",
-        "feb",
-        "mar",
-        "apr",
-        "jun",
-        "jul",
-        "aug",
-        "sep",
-        "sept",
-        "oct",
-        "nov",
-        "dec",
-    ]
+    """
+    january february march april may june july august september october november december
+    jan feb mar apr jun jul aug sep sept oct nov dec
+    """.split()
 )
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’%$.-]*[A-Za-z0-9%]|[A-Za-z0-9%]")
@@ -324,20 +137,7 @@ def names(text: str, skip_first: bool = False) -> set[str]:
 
 # Capitalised only because they open a sentence; never taken for names.
 _COMMON_SENTENCE_STARTERS = frozenset(
-    [
-        "instead",
-        "even",
-        "unlike",
-        "although",
-        "however",
-        "yes",
-        "also",
-        "many",
-        "most",
-        "some",
-        "each",
-        "every",
-        "both",
-        "ai",
-    ]
+    """
+    instead even unlike although however yes also many most some each every both ai
+    """.split()
 )
