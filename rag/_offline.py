@@ -20,6 +20,9 @@ _OFFLINE_ENV = {
     # Gradio pings its analytics host at start-up unless told not to.
     "GRADIO_ANALYTICS_ENABLED": "False",
     "TOKENIZERS_PARALLELISM": "false",
+    # LangChain only traces to LangSmith when asked; make "not asked" explicit.
+    "LANGCHAIN_TRACING_V2": "false",
+    "LANGSMITH_TRACING": "false",
 }
 
 for _key, _value in _OFFLINE_ENV.items():

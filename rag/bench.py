@@ -105,3 +105,72 @@ def bench_ingest(
         "reingest_unchanged_s": round(reingest_s, 2),
         "reingest_embedded": again.chunks_embedded,
     }
+
+
+DEV_SUITE = Path(__file__).resolve().parent.parent / "evals" / "suites" / "dev.jsonl"
+
+
+def load_questions(path: Path | None = None) -> list[str]:
+    """Questions from a JSONL suite (one object with a "question" per line)."""
+    import json
+
+    source = path or DEV_SUITE
+    questions = []
+    for line in source.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            questions.append(str(json.loads(line)["question"]))
+    return questions
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    rank = max(0, min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+def bench_ask(
+    settings: Settings,
+    questions: list[str],
+    rounds: int = 3,
+    cold_runs: int = 3,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Warm latency of ``Pipeline.ask`` over ``questions``, and cold ``rag ask`` processes."""
+    import subprocess
+    import sys
+
+    from rag.ingest import ensure_index
+    from rag.pipeline import build_pipeline
+
+    ensure_index(settings, notify=log)
+    pipeline = build_pipeline(settings)
+    try:
+        pipeline.ask(questions[0])  # first query loads the HNSW index and ONNX kernels
+        latencies = []
+        log(f"Warm: {rounds} rounds of {len(questions)} questions...")
+        for _ in range(rounds):
+            for question in questions:
+                started = time.perf_counter()
+                pipeline.ask(question)
+                latencies.append((time.perf_counter() - started) * 1000)
+    finally:
+        pipeline.close()
+
+    log(f"Cold: {cold_runs} fresh `rag ask` processes...")
+    cold = []
+    command = [sys.executable, "-m", "rag", "--data-dir", str(settings.data_dir), "ask"]
+    for question in questions[:cold_runs]:
+        started = time.perf_counter()
+        subprocess.run([*command, question], check=True, capture_output=True)
+        cold.append(time.perf_counter() - started)
+    return {
+        "questions": len(questions),
+        "warm_runs": len(latencies),
+        "warm_p50_ms": round(_percentile(latencies, 50), 1),
+        "warm_p95_ms": round(_percentile(latencies, 95), 1),
+        "warm_max_ms": round(max(latencies), 1),
+        "cold_process_s_median": round(_percentile(cold, 50), 2),
+        "cold_process_s_max": round(max(cold), 2),
+    }

@@ -232,6 +232,178 @@ def config(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"{r.name:<{width}}  {r.value!s:<40}  [{r.source}]")
 
 
+def _open_pipeline(settings: Settings) -> Any:
+    """The query pipeline, building the index from the default corpus on first use."""
+    from rag.ingest import ensure_index
+    from rag.pipeline import build_pipeline
+
+    ensure_index(settings, notify=_err)
+    return build_pipeline(settings)
+
+
+def _render_answer(answer: Any, verbose: bool = False) -> str:
+    lines = []
+    if answer.refused:
+        lines.append(answer.answer)
+    else:
+        lines.append(
+            " ".join(s.text + "".join(f" [{c}]" for c in s.citations) for s in answer.sentences)
+        )
+        lines.append("")
+        for c in answer.citations:
+            where = f"p. {c.page}, " if c.page else ""
+            quote = " ".join(c.quote.split())
+            lines.append(f'[{c.id}] {c.source} ({where}chars {c.start}-{c.end}): "{quote}"')
+    if answer.dropped:
+        for d in answer.dropped:
+            lines.append(f"(dropped unsupported sentence: {d.text!r}: {d.reason})")
+    if verbose:
+        lines.append("")
+        lines.append("Evidence considered:")
+        for e in answer.evidence:
+            lines.append(f"  {e['score']:.4f}  {e['source']}: {' '.join(str(e['quote']).split())}")
+        t = answer.timings_ms
+        lines.append(
+            f"Timings: retrieve {t['retrieve']:.1f} ms, answer {t['answer']:.1f} ms, "
+            f"total {t['total']:.1f} ms"
+        )
+    return "\n".join(lines)
+
+
+def _question_text(parts: tuple[str, ...]) -> str:
+    from rag.pipeline import QuestionError
+
+    question = " ".join(parts)
+    if not question.strip():
+        raise click.UsageError('The question is empty. Usage: rag ask "What is Trainium?"')
+    del QuestionError  # validated again (length) by the pipeline
+    return question
+
+
+def _generator_option(func: F) -> F:
+    return click.option(
+        "--generator",
+        type=click.Choice(["extractive"]),
+        default=None,
+        help="Answer generator (default: settings, extractive).",
+    )(func)
+
+
+@cli.command()
+@click.argument("question", nargs=-1)
+@click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Evidence sentences kept.")
+@click.option("-v", "--verbose", is_flag=True, help="Also show the evidence and timings.")
+@_generator_option
+@json_option
+@click.pass_context
+def ask(
+    ctx: click.Context,
+    question: tuple[str, ...],
+    top_k: int | None,
+    verbose: bool,
+    generator: str | None,
+    as_json: bool,
+) -> None:
+    """Answer QUESTION from the indexed documents, citing exact quotes.
+
+    Builds the index from the bundled corpus first if there is none.
+    """
+    from rag.pipeline import QuestionError
+
+    text = _question_text(question)
+    settings = _settings(ctx, top_k=top_k, generator=generator)
+    pipeline = _open_pipeline(settings)
+    try:
+        answer = pipeline.ask(text)
+    except QuestionError as exc:
+        raise click.UsageError(str(exc)) from None
+    finally:
+        pipeline.close()
+    if as_json:
+        _echo_json(answer.to_json())
+    else:
+        click.echo(_render_answer(answer, verbose))
+
+
+CHAT_HELP = """Commands: /reset (forget the conversation), /help, /quit.
+Ask follow-ups naturally: "Where is it based?" refers to the earlier question."""
+
+
+@cli.command()
+@click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Evidence sentences kept.")
+@click.option("-v", "--verbose", is_flag=True, help="Also show the evidence and timings.")
+@_generator_option
+@json_option
+@click.pass_context
+def chat(
+    ctx: click.Context, top_k: int | None, verbose: bool, generator: str | None, as_json: bool
+) -> None:
+    """Multi-turn chat in the terminal; follow-ups use the conversation so far.
+
+    With --json, reads questions from stdin line by line and prints exactly one JSON
+    object per non-empty line: an answer, {"command": NAME}, or {"error": MESSAGE}.
+    """
+    from rag.pipeline import Conversation
+
+    settings = _settings(ctx, top_k=top_k, generator=generator)
+    pipeline = _open_pipeline(settings)
+    conversation = Conversation()
+    interactive = sys.stdin.isatty() and not as_json
+    if interactive:
+        click.echo(f"Ask about your documents. {CHAT_HELP}")
+    try:
+        while True:
+            if interactive:
+                try:
+                    line = input("you> ")
+                except EOFError:
+                    click.echo()
+                    break
+            else:
+                raw = sys.stdin.readline()
+                if not raw:
+                    break
+                line = raw.rstrip("\n")
+            if not line.strip():
+                continue
+            if not _chat_turn(pipeline, conversation, line.strip(), as_json, verbose):
+                break
+    finally:
+        pipeline.close()
+
+
+def _chat_turn(pipeline: Any, conversation: Any, line: str, as_json: bool, verbose: bool) -> bool:
+    """Handle one chat line; False means quit."""
+    if line.startswith("/"):
+        name = line[1:].split()[0].lower() if len(line) > 1 else ""
+        known = {"reset", "help", "quit", "exit"}
+        if name not in known:
+            message = f"Unknown command /{name}. {CHAT_HELP}"
+            _echo_json({"error": message}) if as_json else click.echo(message)
+            return True
+        if name == "reset":
+            conversation.reset()
+        if as_json:
+            _echo_json({"command": "quit" if name == "exit" else name})
+        elif name == "help":
+            click.echo(CHAT_HELP)
+        elif name == "reset":
+            click.echo("(conversation reset)")
+        return name not in ("quit", "exit")
+    try:
+        answer = pipeline.chat(line, conversation)
+    except RagError as exc:
+        _echo_json({"error": str(exc)}) if as_json else click.echo(f"Error: {exc}")
+        return True
+    if as_json:
+        _echo_json(answer.to_json())
+    else:
+        click.echo(_render_answer(answer, verbose))
+        click.echo()
+    sys.stdout.flush()
+    return True
+
+
 @cli.group()
 def bench() -> None:
     """Benchmarks (figures for the README and the issue notes)."""
@@ -252,6 +424,34 @@ def bench_ingest(ctx: click.Context, target_chunks: int, as_json: bool) -> None:
     from rag.bench import bench_ingest as run
 
     result = run(_settings(ctx), target_chunks=target_chunks, log=_err)
+    if as_json:
+        _echo_json(result)
+    else:
+        for key, value in result.items():
+            click.echo(f"{key:>28}: {value}")
+
+
+@bench.command("ask")
+@click.option("--rounds", default=3, show_default=True, help="Passes over the question set.")
+@click.option("--cold-runs", default=3, show_default=True, help="Fresh `rag ask` processes.")
+@click.option(
+    "--questions",
+    "questions_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="JSONL file with a 'question' per line (default: the dev suite).",
+)
+@json_option
+@click.pass_context
+def bench_ask(
+    ctx: click.Context, rounds: int, cold_runs: int, questions_file: Path | None, as_json: bool
+) -> None:
+    """Warm ask latency (p50/p95) over a question set, and cold `rag ask` time."""
+    from rag.bench import bench_ask as run
+    from rag.bench import load_questions
+
+    questions = load_questions(questions_file)
+    result = run(_settings(ctx), questions, rounds=rounds, cold_runs=cold_runs, log=_err)
     if as_json:
         _echo_json(result)
     else:

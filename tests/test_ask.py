@@ -1,0 +1,244 @@
+"""Integration tests of the answer path with the real model and a real on-disk Chroma:
+exact quotes, the dev question set, follow-ups, refusals, and the CLI contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rag.ingest import ingest
+from rag.pipeline import Conversation, Pipeline, QuestionError, build_pipeline
+from rag.settings import Settings, load_settings
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+DEV_SUITE = REPO / "evals" / "suites" / "dev.jsonl"
+ANSWER_KEYS = {
+    "question", "answer", "refused", "generator", "sentences", "citations", "evidence",
+    "dropped", "timings_ms",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def corpus_settings(
+    tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path, embedder: Any
+) -> Settings:
+    with pytest.MonkeyPatch.context() as patch:
+        for key in list(os.environ):
+            if key.startswith("RAG_"):
+                patch.delenv(key)
+        patch.setenv("RAG_CONFIG", str(tmp_path_factory.getbasetemp() / "no-config.toml"))
+        settings = load_settings(
+            data_dir=tmp_path_factory.mktemp("ask-data"), cache_dir=model_cache_dir
+        )
+    ingest(settings, embedder=embedder)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def pipeline(corpus_settings: Settings) -> Iterator[Pipeline]:
+    built = build_pipeline(corpus_settings)
+    yield built
+    built.close()
+
+
+def dev_cases() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in DEV_SUITE.read_text().splitlines() if line.strip()]
+
+
+def is_right(case: dict[str, Any], answer: dict[str, Any]) -> bool:
+    if case["kind"] in ("unanswerable", "out_of_scope"):
+        return bool(answer["refused"])
+    text = answer["answer"].lower()
+    return not answer["refused"] and all(
+        any(alt.lower() in text for alt in group) for group in case["expected"]
+    )
+
+
+def test_dev_set_at_least_90_percent_right(pipeline: Pipeline) -> None:
+    cases = dev_cases()
+    assert len(cases) >= 40
+    wrong = []
+    for case in cases:
+        answer = pipeline.ask(case["question"], case.get("history", [])).to_json()
+        if not is_right(case, answer):
+            wrong.append((case["id"], answer["answer"]))
+    share = 1 - len(wrong) / len(cases)
+    assert share >= 0.9, f"{share:.0%} right; wrong: {wrong}"
+
+
+def test_every_quote_is_the_exact_source_text(pipeline: Pipeline) -> None:
+    corpus_text = (REPO / "corpus" / "trainium-article.md").read_text(encoding="utf-8")
+    checked = 0
+    for case in dev_cases():
+        answer = pipeline.ask(case["question"], case.get("history", [])).to_json()
+        for citation in answer["citations"]:
+            assert citation["source"] == "trainium-article.md"
+            assert corpus_text[citation["start"] : citation["end"]] == citation["quote"]
+            checked += 1
+        for item in answer["evidence"]:
+            assert corpus_text[item["start"] : item["end"]] == item["quote"]
+        for sentence in answer["sentences"]:
+            assert set(sentence["citations"]) <= {c["id"] for c in answer["citations"]}
+    assert checked >= 40
+
+
+def test_refusal_shape(pipeline: Pipeline) -> None:
+    answer = pipeline.ask("How much does a Trainium 3 chip cost?").to_json()
+    assert answer["refused"] is True
+    assert "documents don't say" in answer["answer"]
+    assert answer["citations"] == []
+    assert answer["sentences"] == [{"text": answer["answer"], "citations": []}]
+    assert answer["evidence"], "a refusal still reports what was retrieved"
+
+
+def test_followups_use_the_conversation(pipeline: Pipeline) -> None:
+    conversation = Conversation()
+    first = pipeline.chat("Which subsidiary develops Amazon's AI chips?", conversation)
+    assert "Annapurna Labs" in first.answer
+    second = pipeline.chat("Where is it based?", conversation)
+    assert "Austin" in second.answer
+    conversation.reset()
+    assert conversation.turns == []
+
+
+def test_question_limits(pipeline: Pipeline, corpus_settings: Settings) -> None:
+    with pytest.raises(QuestionError, match="empty"):
+        pipeline.ask("   \n ")
+    with pytest.raises(QuestionError, match=str(corpus_settings.max_question_chars)):
+        pipeline.ask("why " * corpus_settings.max_question_chars)
+
+
+# -- the CLI ---------------------------------------------------------------------------------
+
+
+def rag_cli(
+    settings: Settings, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(RAG_CACHE_DIR=str(settings.cache_dir), RAG_CONFIG=os.environ["RAG_CONFIG"])
+    return subprocess.run(
+        [sys.executable, "-m", "rag", "--data-dir", str(settings.data_dir), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_cli_ask_json_contract(corpus_settings: Settings) -> None:
+    result = rag_cli(corpus_settings, "ask", "--json", "When did Amazon buy Annapurna Labs?")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert set(answer) == ANSWER_KEYS
+    assert answer["generator"] == "extractive" and answer["refused"] is False
+    assert "2015" in answer["answer"]
+    citation = answer["citations"][0]
+    assert set(citation) == {"id", "source", "title", "page", "quote", "start", "end"}
+    assert citation["page"] is None
+    assert set(answer["timings_ms"]) == {"retrieve", "answer", "total"}
+
+
+def test_cli_ask_text_shows_numbered_citations(corpus_settings: Settings) -> None:
+    result = rag_cli(corpus_settings, "ask", "How big is Trainium 3?")
+    assert result.returncode == 0, result.stderr
+    assert "credit card" in result.stdout
+    assert "[1]" in result.stdout and "trainium-article.md" in result.stdout
+
+
+@pytest.mark.parametrize("question", ["", "   "])
+def test_cli_empty_question_is_a_usage_error(corpus_settings: Settings, question: str) -> None:
+    result = rag_cli(corpus_settings, "ask", question)
+    assert result.returncode == 2
+    assert "empty" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_overlong_question_names_the_limit(corpus_settings: Settings) -> None:
+    result = rag_cli(corpus_settings, "ask", "x" * 5000)
+    assert result.returncode == 2
+    assert str(corpus_settings.max_question_chars) in result.stderr
+
+
+def test_chat_json_line_protocol(corpus_settings: Settings) -> None:
+    lines = [
+        "Which subsidiary develops Amazon's AI chips?",
+        "Where is it based?",
+        "",
+        "/help",
+        "/reset",
+        "/nonsense",
+        "   ",
+        "x" * 5000,
+        "How much does a Trainium 3 chip cost?",
+        "/quit",
+        "Never read after quit",
+    ]
+    result = rag_cli(corpus_settings, "chat", "--json", stdin="\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    # Exactly one object per non-empty input line, up to and including /quit.
+    assert len(out) == 8
+    assert "Annapurna" in out[0]["answer"] and set(out[0]) == ANSWER_KEYS
+    assert "Austin" in out[1]["answer"]
+    assert out[2] == {"command": "help"}
+    assert out[3] == {"command": "reset"}
+    assert set(out[4]) == {"error"}
+    assert set(out[5]) == {"error"} and "1000" in out[5]["error"]
+    assert out[6]["refused"] is True
+    assert out[7] == {"command": "quit"}
+
+
+def test_first_ask_builds_the_index_and_says_so(tmp_path: Path, corpus_settings: Settings) -> None:
+    fresh = corpus_settings.model_copy(update={"data_dir": tmp_path / "fresh"})
+    result = rag_cli(fresh, "ask", "--json", "What are Amazon's AI chips called?")
+    assert result.returncode == 0, result.stderr
+    assert "building it" in result.stderr
+    assert "Trainium" in json.loads(result.stdout)["answer"]
+    assert (tmp_path / "fresh" / "index.json").is_file()
+
+
+NO_NETWORK = textwrap.dedent(
+    """
+    import socket, sys
+    attempts = []
+    def hook(event, args):
+        if event == "socket.connect":
+            sock, address = args[0], args[1]
+            if sock.family != socket.AF_UNIX:
+                attempts.append(repr(address))
+        elif event == "socket.getaddrinfo":
+            attempts.append("getaddrinfo " + repr(args[0]))
+    sys.addaudithook(hook)
+    from rag.cli import cli
+    try:
+        cli.main(args=sys.argv[1:], standalone_mode=False)
+    finally:
+        print("ATTEMPTS=" + repr(attempts), file=sys.stderr)
+    """
+)
+
+
+def test_ask_makes_no_network_connection(corpus_settings: Settings, tmp_path: Path) -> None:
+    script = tmp_path / "no_network.py"
+    script.write_text(NO_NETWORK)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(RAG_CACHE_DIR=str(corpus_settings.cache_dir), RAG_CONFIG=os.environ["RAG_CONFIG"])
+    result = subprocess.run(
+        [sys.executable, str(script), "--data-dir", str(corpus_settings.data_dir),
+         "ask", "--json", "When was Trainium 3 launched?"],
+        capture_output=True, text=True, env=env, timeout=300, cwd=REPO,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "December" in json.loads(result.stdout)["answer"]
+    assert "ATTEMPTS=[]" in result.stderr, result.stderr[-2000:]
