@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: chat ui test lint install bench clean
+.PHONY: chat cli-chat test lint install browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,10 +16,23 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The main job: the web chat over the bundled corpus on http://127.0.0.1:7860.
 chat: $(STAMP)
+	$(BIN)/rag ui
+
+# The terminal chat.
+cli-chat: $(STAMP)
 	$(BIN)/rag chat
 
-test: $(STAMP)
+# The end-to-end tests drive Debian's chromium (Playwright cannot download browsers here).
+browser:
+	@test -x /usr/bin/chromium || { \
+		echo "Installing Debian's chromium for the browser tests..."; \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null || \
+			{ apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+		else sudo apt-get install -y -q chromium >/dev/null; fi; }
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -404,6 +404,46 @@ def _chat_turn(pipeline: Any, conversation: Any, line: str, as_json: bool, verbo
     return True
 
 
+@cli.command()
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default 7860).")
+@click.option("--auth", default=None, help="user:password required to use the chat.")
+@click.option("--no-auth", is_flag=True, help="Allow a non-loopback address without a password.")
+@click.pass_context
+def ui(
+    ctx: click.Context, host: str | None, port: int | None, auth: str | None, no_auth: bool
+) -> None:
+    """Start the web chat (Gradio) on http://127.0.0.1:7860.
+
+    Builds the index from the bundled corpus first if there is none.
+    """
+    from rag.ingest import ensure_index
+
+    settings = _settings(ctx, ui_host=host, ui_port=port, ui_auth=auth)
+    try:
+        from ui.app import check_exposure, launch
+    except ImportError as exc:
+        raise RagError(
+            f"The web chat needs the ui package and gradio ({exc}). "
+            "Install from a checkout: pip install -e ."
+        ) from exc
+    check_exposure(settings.ui_host, settings.ui_auth, no_auth)
+    progress = CliProgress(enabled=sys.stderr.isatty())
+    try:
+        from rag.ingest import ingest as run_ingest
+        from rag.store import read_pointer
+
+        if read_pointer(settings.data_dir) is None:
+            _err(f"No index yet: building it from {settings.corpus_dir}...")
+            run_ingest(settings, progress=progress, notify=_err)
+        else:
+            ensure_index(settings, notify=_err)
+    finally:
+        progress.close()
+    _err(f"Web chat on http://{settings.ui_host}:{settings.ui_port} (Ctrl+C to stop)")
+    launch(settings, settings.ui_host, settings.ui_port, settings.ui_auth, no_auth)
+
+
 @cli.group()
 def bench() -> None:
     """Benchmarks (figures for the README and the issue notes)."""

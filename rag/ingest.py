@@ -73,8 +73,18 @@ class SourceFile:
 
 
 def discover(paths: Sequence[Path], report: IngestReport) -> list[SourceFile]:
-    """Supported files under ``paths``, each with its source name (relative to its root)."""
+    """Supported files under ``paths``, each with its source name (relative to its root).
+
+    A file reached through two of the paths (``docs docs/sub``) is listed once.
+    """
     found: list[SourceFile] = []
+    seen: set[Path] = set()
+
+    def add(path: Path, source: str) -> None:
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            found.append(SourceFile(path, source))
+
     for root in paths:
         if root.is_dir():
             for path in sorted(root.rglob("*")):
@@ -82,11 +92,11 @@ def discover(paths: Sequence[Path], report: IngestReport) -> list[SourceFile]:
                 if any(part.startswith(".") for part in rel.parts) or not path.is_file():
                     continue
                 if is_supported(path):
-                    found.append(SourceFile(path, rel.as_posix()))
+                    add(path, rel.as_posix())
                 else:
                     report.skipped.append({"source": rel.as_posix(), "reason": "unsupported type"})
         elif root.is_file():
-            found.append(SourceFile(root, root.name))
+            add(root, root.name)
         else:
             report.warnings.append(f"{root}: no such file or directory")
     return found
@@ -120,8 +130,17 @@ def embed_hash(chunk: Chunk) -> str:
     return hashlib.sha256("\x1f".join(_embed_texts(chunk)).encode("utf-8")).hexdigest()[:32]
 
 
-def _unique_source(index: Index, file: SourceFile, taken: set[str]) -> str:
-    """Keep sources unique when two roots hold the same relative path."""
+def _unique_source(
+    index: Index, file: SourceFile, taken: set[str], by_path: Mapping[str, str]
+) -> str:
+    """Keep sources unique when two roots hold the same relative path.
+
+    A file already in the index keeps its source when reached through another root
+    (``rag ingest docs`` then ``rag ingest docs/sub``), so it is never indexed twice.
+    """
+    indexed = by_path.get(str(file.path.resolve()))
+    if indexed is not None and indexed not in taken:
+        return indexed
     source = file.source
     doc = index.document(source) if source not in taken else None
     if source not in taken and (doc is None or doc.path in ("", str(file.path.resolve()))):
@@ -199,10 +218,11 @@ def _run(
 
     plan: list[tuple[Document, list[Chunk]]] = []
     taken: set[str] = set()
+    by_path = {d.path: d.source for d in known.values() if d.path}
     max_bytes = int(settings.max_file_mb * 1_000_000)
     for n, file in enumerate(files, start=1):
         progress("load", n, len(files))
-        source = _unique_source(index, file, taken)
+        source = _unique_source(index, file, taken, by_path)
         taken.add(source)
         try:
             doc = load_file(file.path, source, max_bytes=max_bytes)

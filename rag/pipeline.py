@@ -8,6 +8,7 @@ dict state, so a generative answerer can replace the middle step.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from rag.errors import InputError
 from rag.question import resolve_followup
 from rag.retrieval import Evidence, Retriever
 from rag.settings import Settings
-from rag.store import Index
+from rag.store import Index, forget_chroma_clients, read_pointer
 from rag.types import Answer, AnswerSentence, Citation, Dropped
 from rag.verify import Verifier
 
@@ -70,6 +71,9 @@ class Pipeline:
         self.index = index
         self.retriever = retriever
         self.verifier = Verifier()
+        # Held while answering and while the index is swapped or written in-process:
+        # reopening Chroma under a running query (or ingest) would pull it away.
+        self.lock = threading.RLock()
         self.chain: Runnable[dict[str, Any], Answer] = (
             RunnableLambda(self._retrieve)
             | RunnableLambda(self._answer)
@@ -80,7 +84,7 @@ class Pipeline:
 
     def _retrieve(self, state: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
-        self.retriever.refresh()
+        self.refresh()
         query = resolve_followup(state["question"], state.get("history", []))
         k = max(state.get("top_k") or self.settings.top_k, 1)
         candidates = self.retriever.retrieve(query, k=max(3 * k, 15))
@@ -155,6 +159,21 @@ class Pipeline:
 
     # -- public API ------------------------------------------------------------------
 
+    def refresh(self) -> bool:
+        """Reopen the index if it changed on disk (an ingest here or in another process)."""
+        with self.lock:
+            generation = read_pointer(self.settings.data_dir)
+            current = self.index.directory.name
+            if generation == current and self.index.revision == self.retriever.view.revision:
+                return False
+            self.index.close()
+            forget_chroma_clients()
+            self.index = Index.open(self.settings)
+            self.retriever = Retriever(
+                self.index, self.retriever.embedder, self.settings.context_sentences
+            )
+            return True
+
     def ask(
         self,
         question: str,
@@ -162,9 +181,10 @@ class Pipeline:
         top_k: int | None = None,
     ) -> Answer:
         cleaned = check_question(question, self.settings.max_question_chars)
-        result: Answer = self.chain.invoke(
-            {"question": cleaned, "history": list(history), "top_k": top_k}
-        )
+        with self.lock:
+            result: Answer = self.chain.invoke(
+                {"question": cleaned, "history": list(history), "top_k": top_k}
+            )
         return result
 
     def chat(self, question: str, conversation: Conversation, top_k: int | None = None) -> Answer:

@@ -143,13 +143,6 @@ class Retriever:
         self.context_sentences = context_sentences
         self.view = CorpusView(index, context_sentences)
 
-    def refresh(self) -> bool:
-        """Reload if the index changed since we loaded it (another process ingested)."""
-        if self.index.revision == self.view.revision:
-            return False
-        self.view = CorpusView(self.index, self.context_sentences)
-        return True
-
     def dense_scores(self, query: str, n: int) -> dict[str, float]:
         if not self.view.ids:
             return {}

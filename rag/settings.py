@@ -91,6 +91,18 @@ class Settings(BaseSettings):
         default=1000, ge=10, le=100_000, description="Longest question accepted, in characters."
     )
     generator: Literal["extractive"] = Field(default="extractive", description="Answer generator.")
+    ui_host: str = Field(default="127.0.0.1", description="Address the web chat binds to.")
+    ui_port: int = Field(default=7860, ge=1, le=65535, description="Port of the web chat.")
+    ui_auth: str | None = Field(
+        default=None,
+        description="user:password required by the web chat (RAG_UI_AUTH); needed off loopback.",
+    )
+    ui_max_upload_mb: float = Field(
+        default=20.0, gt=0, le=1000, description="Largest file the web chat accepts for upload."
+    )
+    ui_concurrency: int = Field(
+        default=2, ge=1, le=64, description="Web chat requests answered at once; others queue."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -164,6 +176,8 @@ def describe(settings: Settings, overrides: dict[str, Any] | None = None) -> lis
         else:
             source = "default"
         value = getattr(settings, name)
+        if name == "ui_auth" and value:
+            value = value.split(":", 1)[0] + ":***"  # never print the password
         rows.append(
             SettingReport(
                 name=name,

@@ -420,6 +420,18 @@ class Index:
         )
 
 
+def forget_chroma_clients() -> None:
+    """Drop chromadb's per-process client cache so the next open reads the disk afresh.
+
+    An embedded Chroma client keeps its vector index in memory and does not see
+    vectors that another process added (measured on chromadb 1.5.9: the count
+    updates, queries do not). A long-running reader reopens after each change.
+    """
+    from chromadb.api.client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     try:
         db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)

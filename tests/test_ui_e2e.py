@@ -1,0 +1,175 @@
+"""End-to-end: the real web chat (``rag ui`` as a subprocess) driven by Playwright in
+Debian's chromium. Needs /usr/bin/chromium (``make test`` and ``.ci/run`` install it)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rag.ingest import ingest
+from rag.settings import load_settings
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+REPO = Path(__file__).resolve().parent.parent
+BROWSER_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def app_url(
+    tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path, embedder: Any
+) -> Iterator[str]:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: apt-get install chromium (make test does)")
+    config = str(tmp_path_factory.getbasetemp() / "no-config.toml")
+    data_dir = tmp_path_factory.mktemp("ui-data")
+    with pytest.MonkeyPatch.context() as patch:
+        for key in list(os.environ):
+            if key.startswith("RAG_"):
+                patch.delenv(key)
+        patch.setenv("RAG_CONFIG", config)
+        settings = load_settings(data_dir=data_dir, cache_dir=model_cache_dir)
+    ingest(settings, embedder=embedder)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(RAG_CACHE_DIR=str(model_cache_dir), RAG_CONFIG=config)
+    log = tmp_path_factory.mktemp("ui-log") / "ui.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "rag", "--data-dir", str(data_dir), "ui", "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the web chat did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        yield launched
+        launched.close()
+
+
+BOT = '#rag-chat [data-testid="bot"]'
+USER = '#rag-chat [data-testid="user"]'
+
+
+def ask(page: Any, question: str) -> None:
+    before = page.locator(BOT).count()
+    page.locator("#rag-question textarea").fill(question)
+    page.locator("#rag-ask").click()
+    page.wait_for_function(
+        "([sel, n]) => document.querySelectorAll(sel).length > n", arg=[BOT, before]
+    )
+    # Streaming is done when the question box has been cleared and the text is stable.
+    previous = None
+    for _ in range(50):
+        text = last_answer(page)
+        if text and text == previous:
+            return
+        previous = text
+        page.wait_for_timeout(200)
+
+
+def last_answer(page: Any) -> str:
+    return str(page.locator(BOT).last.inner_text())
+
+
+def test_question_citation_and_highlight(browser: Any, app_url: str) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_url)
+    ask(page, "How big is Trainium 3?")
+    assert "credit card" in last_answer(page)
+    assert "[1]" in last_answer(page)
+    option = page.locator("#rag-citations label").filter(has_text="credit card")
+    option.click()
+    highlight = page.locator("#rag-highlight")
+    highlight.wait_for()
+    assert highlight.inner_text() == "It is smaller than a credit card."
+    page.wait_for_timeout(300)
+    if os.environ.get("UPDATE_SCREENSHOT"):
+        page.screenshot(path=str(REPO / "docs" / "screenshot.png"))
+    # The follow-up uses the conversation.
+    ask(page, "Which subsidiary develops Amazon's AI chips?")
+    ask(page, "Where is it based?")
+    assert "Austin" in last_answer(page)
+    page.close()
+
+
+def test_unanswerable_question_is_refused(browser: Any, app_url: str) -> None:
+    page = browser.new_page()
+    page.goto(app_url)
+    ask(page, "Who is the CEO of Annapurna Labs?")
+    assert "The documents don't say" in last_answer(page)
+    page.close()
+
+
+def test_upload_a_file_and_ask_about_it(browser: Any, app_url: str, tmp_path: Path) -> None:
+    note = tmp_path / "zorblax.md"
+    note.write_text("# Zorblax\n\nThe Zorblax 9 widget was invented in Lisbon in 1987.\n")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_url)
+    page.locator("#rag-documents").get_by_text("Documents").first.click()
+    page.locator("#rag-upload input[type=file]").set_input_files(str(note))
+    page.wait_for_timeout(500)
+    page.locator("#rag-add").click()
+    page.locator("#rag-status").get_by_text("Indexed").wait_for(timeout=120_000)
+    assert page.locator("#rag-doc-table").get_by_text("zorblax.md").count() >= 1
+    ask(page, "Where was the Zorblax 9 invented?")
+    assert "Lisbon" in last_answer(page)
+    page.close()
+
+
+def test_two_browser_contexts_do_not_share_history(browser: Any, app_url: str) -> None:
+    first = browser.new_context().new_page()
+    second = browser.new_context().new_page()
+    first.goto(app_url)
+    second.goto(app_url)
+    ask(first, "Which subsidiary develops Amazon's AI chips?")
+    # In the second session "it" has no antecedent: it must not borrow the first's.
+    ask(second, "Where is it based?")
+    second_text = second.locator("#rag-chat").inner_text()
+    assert "Which subsidiary" not in second_text
+    assert "Austin" not in last_answer(second)
+    assert first.locator(USER).count() == 1 and first.locator(BOT).count() == 1
+    assert second.locator(USER).count() == 1
+    first.context.close()
+    second.context.close()

@@ -1,0 +1,139 @@
+"""The web chat's handlers without a browser: rendering, upload safety, exposure
+rules, and ChatService over a real index (sessions, citations, upload, remove)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rag.errors import IngestBusyError, InputError
+from rag.ingest import ingest, ingest_lock
+from rag.pipeline import build_pipeline
+from rag.settings import Settings
+from rag.types import Citation
+from ui.app import check_exposure
+from ui.handlers import ChatService, Session, render_source, safe_upload_name
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("notes.md", "notes.md"),
+        ("../../etc/passwd.txt", "passwd.txt"),
+        ("..\\..\\windows\\evil.TXT", "evil.txt"),
+        (".hidden.md", "hidden.md"),
+        ("my report (final).pdf", "my report _final.pdf"),
+        ("¿?.md", "upload.md"),
+    ],
+)
+def test_safe_upload_name(name: str, expected: str) -> None:
+    assert safe_upload_name(name) == expected
+
+
+@pytest.mark.parametrize("name", ["tool.exe", "archive.tar.gz", "noext", "../.md"])
+def test_safe_upload_name_refuses_unsupported_types(name: str) -> None:
+    with pytest.raises(InputError, match="unsupported"):
+        safe_upload_name(name)
+
+
+def test_render_source_highlights_exactly_the_offsets_and_escapes_html() -> None:
+    text = "<b>Intro</b> Alpha beta. Gamma & delta. Alpha beta."
+    start = text.rindex("Alpha")
+    citation = Citation(1, "doc.md", "Doc", None, "Alpha beta.", start, start + 11)
+    html = render_source(text, "Doc", citation)
+    assert '<mark id="rag-highlight">Alpha beta.</mark></pre>' in html  # the second one
+    assert "&lt;b&gt;Intro&lt;/b&gt;" in html and "Gamma &amp; delta" in html
+    assert html.count("<mark") == 1
+
+
+def test_exposure_rules() -> None:
+    assert check_exposure("127.0.0.1", None, False) is None
+    assert check_exposure("localhost", None, False) is None
+    with pytest.raises(InputError, match="--auth"):
+        check_exposure("0.0.0.0", None, False)
+    assert check_exposure("0.0.0.0", None, True) is None
+    assert check_exposure("0.0.0.0", "ann:secret", False) == ("ann", "secret")
+    with pytest.raises(InputError, match="user:password"):
+        check_exposure("0.0.0.0", "no-colon", False)
+
+
+@pytest.fixture
+def service(make_settings: Callable[..., Settings], embedder: Any) -> Iterator[ChatService]:
+    settings = make_settings()
+    ingest(settings, embedder=embedder)
+    pipeline = build_pipeline(settings)
+    yield ChatService(settings, pipeline)
+    pipeline.close()
+
+
+@pytest.mark.slow
+def test_sessions_keep_separate_histories(service: ChatService) -> None:
+    alice, bob = Session(), Session()
+    list(service.respond("Which subsidiary develops Amazon's AI chips?", alice))
+    *_, (markdown, answer) = service.respond("Where is it based?", alice)
+    assert "Austin" in markdown and not answer.refused
+    assert len(alice.conversation.turns) == 2
+    assert bob.conversation.turns == []
+    list(service.respond("How much does a Trainium 3 chip cost?", bob))
+    assert len(bob.conversation.turns) == 1 and len(alice.conversation.turns) == 2
+
+
+@pytest.mark.slow
+def test_citation_opens_the_highlighted_source(service: ChatService) -> None:
+    session = Session()
+    *_, (markdown, answer) = service.respond("When did Amazon buy Annapurna Labs?", session)
+    assert "**[1]**" in markdown
+    labels = service.citation_choices(session)
+    assert labels and labels[0].startswith("[1] trainium-article.md")
+    html = service.open_citation(labels[0], session)
+    citation = answer.citations[0]
+    assert f'<mark id="rag-highlight">{citation.quote}</mark>' in html
+    assert service.open_citation(None, session) == ""
+
+
+@pytest.mark.slow
+def test_refusal_is_rendered_distinctly(service: ChatService) -> None:
+    *_, (markdown, answer) = service.respond("Who is the CEO of Annapurna Labs?", Session())
+    assert answer.refused
+    assert markdown.startswith("🚫") and "documents don't say" in markdown
+
+
+@pytest.mark.slow
+def test_upload_then_ask_then_remove(service: ChatService, tmp_path: Path) -> None:
+    upload = tmp_path / "zorblax notes.md"
+    upload.write_text("# Zorblax\n\nThe Zorblax 9 widget was invented in Lisbon in 1987.\n")
+    steps: list[float] = []
+    status = service.upload([str(upload)], progress=lambda f, d: steps.append(f))
+    assert "1 new" in status and steps and steps[-1] == 1.0
+    saved = service.settings.uploads_dir / "zorblax notes.md"
+    assert saved.is_file()
+    assert "zorblax notes.md" in service.sources()
+    *_, (markdown, answer) = service.respond("Where was the Zorblax 9 invented?", Session())
+    assert "Lisbon" in markdown
+    assert answer.citations[0].source == "zorblax notes.md"
+    assert "Removed" in service.remove("zorblax notes.md")
+    assert "zorblax notes.md" not in service.sources()
+    assert not saved.exists()
+
+
+@pytest.mark.slow
+def test_upload_while_another_ingest_runs_says_so(service: ChatService, tmp_path: Path) -> None:
+    upload = tmp_path / "a.txt"
+    upload.write_text("Some text that would be indexed.")
+    with ingest_lock(service.settings.data_dir), pytest.raises(IngestBusyError, match="running"):
+        service.upload([str(upload)])
+
+
+@pytest.mark.slow
+def test_cli_ingest_elsewhere_becomes_searchable_without_restart(
+    service: ChatService, tmp_path: Path, embedder: Any
+) -> None:
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "quux.md").write_text("The Quux reactor runs on seawater and sunlight.\n")
+    ingest(service.settings, [extra], embedder=embedder)  # as `rag ingest` would
+    *_, (markdown, _answer) = service.respond("What does the Quux reactor run on?", Session())
+    assert "seawater" in markdown

@@ -1,0 +1,215 @@
+"""The Gradio web chat: one builder that wires ``ui.handlers`` into components.
+
+Thin on purpose: every behaviour is in ``ChatService``; this module only lays out
+components, keeps per-session state in ``gr.State``, and turns ``RagError`` into
+``gr.Warning`` / ``gr.Error`` so users see a sentence, never a traceback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from typing import Any
+
+import rag  # noqa: F401  (offline and no-analytics environment first)
+from rag.errors import InputError, RagError
+from rag.settings import Settings
+from ui.handlers import EXAMPLES, UPLOAD_SUFFIXES, ChatService, Session, render_details
+
+CSS = """
+.rag-source-text { white-space: pre-wrap; font-family: inherit; max-height: 420px;
+  overflow-y: auto; margin: 0; padding: 0.5em; }
+.rag-source-title { margin-bottom: 0.4em; }
+#rag-highlight { background: #ffe066; color: #000; padding: 0 2px; border-radius: 3px; }
+"""
+SCROLL_TO_HIGHLIGHT = (
+    "() => { setTimeout(() => { const m = document.getElementById('rag-highlight');"
+    " if (m) { m.scrollIntoView({block: 'center'}); } }, 50); }"
+)
+
+
+def build_app(service: ChatService) -> Any:
+    import gradio as gr
+
+    def chat(
+        message: str, history: list[dict[str, str]], session: Session | None, top_k: int
+    ) -> Iterator[tuple[Any, ...]]:
+        session = session or Session()
+        message = (message or "").strip()
+        if not message:
+            gr.Warning("Type a question first.")
+            yield history, "", session, gr.update(), gr.update()
+            return
+        history = [*history, {"role": "user", "content": message}]
+        try:
+            for markdown, _answer in service.respond(message, session, top_k=int(top_k)):
+                shown = [*history, {"role": "assistant", "content": markdown}]
+                yield shown, "", session, gr.update(), gr.update()
+        except RagError as exc:
+            gr.Warning(str(exc))
+            shown = [*history, {"role": "assistant", "content": f"⚠️ {exc}"}]
+            yield shown, "", session, gr.update(), gr.update()
+            return
+        choices = service.citation_choices(session)
+        yield (
+            shown,
+            "",
+            session,
+            gr.update(choices=choices, value=None, visible=bool(choices)),
+            render_details(session.last),
+        )
+
+    def open_citation(label: str | None, session: Session | None) -> str:
+        session = session or Session()
+        try:
+            return service.open_citation(label, session)
+        except RagError as exc:
+            gr.Warning(str(exc))
+            return ""
+
+    def reset(session: Session | None) -> tuple[Any, ...]:
+        session = session or Session()
+        service.reset(session)
+        return [], session, gr.update(choices=[], value=None, visible=False), "", ""
+
+    def documents() -> tuple[Any, Any]:
+        sources = service.sources()
+        return service.documents(), gr.update(choices=sources, value=None)
+
+    # Gradio injects progress tracking through this default; it must be a call.
+    def upload(files: list[Any] | None, progress: Any = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+        paths = [getattr(f, "name", f) for f in (files or [])]
+        try:
+            status = service.upload(
+                [str(p) for p in paths], progress=lambda f, d: progress(f, desc=d)
+            )
+        except RagError as exc:
+            raise gr.Error(str(exc)) from None
+        gr.Info(status)
+        table, dropdown = documents()
+        return status, table, dropdown, None
+
+    def remove(source: str | None) -> tuple[Any, ...]:
+        try:
+            status = service.remove(source)
+        except RagError as exc:
+            raise gr.Error(str(exc)) from None
+        table, dropdown = documents()
+        return status, table, dropdown
+
+    theme = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"],
+                           font_mono=["ui-monospace", "monospace"])  # fmt: skip
+    with gr.Blocks(title="Ask the documents", analytics_enabled=False) as demo:
+        # Each browser session gets its own Session, created on its first request.
+        session = gr.State(None)
+        gr.Markdown(
+            "## Ask the documents\nEvery answer quotes the indexed documents word for word; "
+            "click a source to see the quote in place. If the documents don't say, "
+            "neither does this chat."
+        )
+        with gr.Row():
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(label="Chat", height=420, elem_id="rag-chat")
+                with gr.Row():
+                    box = gr.Textbox(
+                        placeholder="Ask a question about the documents...",
+                        show_label=False,
+                        scale=5,
+                        elem_id="rag-question",
+                        max_lines=4,
+                    )
+                    send = gr.Button("Ask", variant="primary", scale=1, elem_id="rag-ask")
+                gr.Examples(EXAMPLES, inputs=box, label="Try")
+                with gr.Row():
+                    top_k = gr.Slider(1, 20, value=service.settings.top_k, step=1,
+                                      label="Evidence sentences (top-k)")  # fmt: skip
+                    generator = gr.Dropdown(["extractive"], value=service.settings.generator,
+                                            label="Answer generator", interactive=True)  # fmt: skip
+                    reset_button = gr.Button("Reset conversation", elem_id="rag-reset")
+                show_details = gr.Checkbox(label="Show timings and retrieved evidence")
+                details = gr.Markdown(visible=False, elem_id="rag-details")
+            with gr.Column(scale=2):
+                gr.Markdown("### Sources")
+                citations = gr.Radio(choices=[], label="Cited quotes (click to open)",
+                                     visible=False, elem_id="rag-citations")  # fmt: skip
+                viewer = gr.HTML(elem_id="rag-viewer")
+                with gr.Accordion("Documents", open=False, elem_id="rag-documents"):
+                    table = gr.Dataframe(headers=["title", "source", "chunks"],
+                                         interactive=False, elem_id="rag-doc-table")  # fmt: skip
+                    files = gr.File(file_count="multiple", file_types=UPLOAD_SUFFIXES,
+                                    label="Upload .md / .txt / .pdf / .html / .docx",
+                                    elem_id="rag-upload")  # fmt: skip
+                    add = gr.Button("Add to index", elem_id="rag-add")
+                    pick = gr.Dropdown([], label="Document", elem_id="rag-pick")
+                    drop = gr.Button("Remove from index", variant="stop", elem_id="rag-remove")
+                    status = gr.Markdown(elem_id="rag-status")
+                    refresh = gr.Button("Refresh list", size="sm")
+
+        outputs = [chatbot, box, session, citations, details]
+        box.submit(chat, [box, chatbot, session, top_k], outputs)
+        send.click(chat, [box, chatbot, session, top_k], outputs)
+        citations.change(open_citation, [citations, session], viewer).then(
+            None, js=SCROLL_TO_HIGHLIGHT
+        )
+        reset_button.click(reset, [session], [chatbot, session, citations, viewer, details])
+        show_details.change(lambda on: gr.update(visible=on), show_details, details)
+        add.click(upload, [files], [status, table, pick, files])
+        drop.click(remove, [pick], [status, table, pick])
+        refresh.click(documents, None, [table, pick])
+        demo.load(documents, None, [table, pick])
+        del generator  # only one generator exists until the LLM issue lands
+    demo.queue(default_concurrency_limit=service.settings.ui_concurrency, max_size=64)
+    demo.rag_theme = theme
+    return demo
+
+
+def check_exposure(host: str, auth: str | None, no_auth: bool) -> tuple[str, str] | None:
+    """Auth is required off loopback unless explicitly waived; returns (user, password)."""
+    if auth:
+        user, sep, password = auth.partition(":")
+        if not sep or not user or not password:
+            raise InputError("--auth / RAG_UI_AUTH must look like user:password")
+        return user, password
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and not no_auth:
+        raise InputError(
+            f"Binding to {host} exposes the chat to the network. Set a password with "
+            "--auth user:password (or RAG_UI_AUTH), or pass --no-auth to allow anyone."
+        )
+    return None
+
+
+def launch(
+    settings: Settings, host: str, port: int, auth: str | None, no_auth: bool,
+    block: bool = True,
+) -> Any:  # fmt: skip
+    """Build the pipeline and serve the chat (no share links, analytics off)."""
+    from rag.pipeline import build_pipeline
+
+    credentials = check_exposure(host, auth, no_auth)
+    pipeline = build_pipeline(settings)
+    pipeline.ask("warm up")  # load the vector index and ONNX kernels before the first user
+    demo = build_app(ChatService(settings, pipeline))
+    try:
+        demo.launch(
+            server_name=host,
+            server_port=port,
+            auth=credentials,
+            share=False,
+            max_file_size=f"{int(settings.ui_max_upload_mb)}mb",
+            show_error=False,
+            prevent_thread_lock=not block,
+            quiet=True,
+            theme=demo.rag_theme,
+            css=CSS,
+            footer_links=[],
+        )
+    except OSError as exc:
+        raise RagError(
+            f"Cannot serve on {host}:{port} ({exc}). Choose another port with --port "
+            "or RAG_UI_PORT."
+        ) from exc
+    return demo

@@ -1,0 +1,225 @@
+"""The web chat's behaviour as plain functions, testable without a browser.
+
+``ChatService`` holds the shared pipeline; everything per user lives in a
+``Session`` (kept in ``gr.State``, so two browser sessions never share history).
+Handlers return plain data (Markdown, HTML, tuples); ``ui.app`` wires them into
+Gradio and turns ``RagError`` into visible warnings. Nothing here imports gradio.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag.errors import InputError, RagError
+from rag.ingest import ingest, remove_document
+from rag.loading import SUPPORTED_SUFFIXES
+from rag.pipeline import Conversation, Pipeline
+from rag.settings import Settings
+from rag.types import Answer, Citation
+
+UPLOAD_SUFFIXES = sorted(set(SUPPORTED_SUFFIXES))
+EXAMPLES = [
+    "What are Amazon's AI chips called?",
+    "How much cheaper could Trainium 3 make AI models?",
+    "Where is Annapurna Labs based?",
+    "Does Amazon sell its chips?",
+    "How much does a Trainium 3 chip cost?",
+]
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class Session:
+    """One browser session's state: its conversation and its last answer's citations."""
+
+    conversation: Conversation = field(default_factory=Conversation)
+    citations: list[Citation] = field(default_factory=list)
+    last: Answer | None = None
+
+
+def citation_label(citation: Citation) -> str:
+    quote = " ".join(citation.quote.split())
+    short = quote if len(quote) <= 90 else quote[:87] + "..."
+    page = f", p. {citation.page}" if citation.page else ""
+    return f"[{citation.id}] {citation.source}{page}: “{short}”"
+
+
+def render_answer(answer: Answer, upto: int | None = None) -> str:
+    """Chat Markdown for an answer; ``upto`` sentences only (for streaming)."""
+    if answer.refused:
+        return (
+            f"🚫 **{answer.answer}**\n\n"
+            "_No passage in the indexed documents states this. Try rephrasing, or add a "
+            "document that covers it._"
+        )
+    sentences = answer.sentences if upto is None else answer.sentences[:upto]
+    return " ".join(
+        html.escape(s.text, quote=False) + "".join(f" **[{c}]**" for c in s.citations)
+        for s in sentences
+    )
+
+
+def render_details(answer: Answer | None) -> str:
+    """Timings and the retrieved evidence, for the curious."""
+    if answer is None:
+        return "_Ask a question to see its timings and evidence._"
+    t = answer.timings_ms
+    lines = [
+        f"**Timings:** retrieve {t['retrieve']:.1f} ms · answer {t['answer']:.1f} ms · "
+        f"total {t['total']:.1f} ms",
+        "",
+        "| score | source | evidence |",
+        "|---:|---|---|",
+    ]
+    for item in answer.evidence:
+        quote = " ".join(str(item["quote"]).split()).replace("|", "\\|")
+        lines.append(f"| {float(str(item['score'])):.4f} | {item['source']} | {quote} |")
+    for dropped in answer.dropped:
+        lines.append(f"\n*Dropped:* {dropped.text} ({dropped.reason})")
+    return "\n".join(lines)
+
+
+def render_source(text: str, title: str, citation: Citation) -> str:
+    """The whole document as HTML with the cited span highlighted (offsets, not search)."""
+    before = html.escape(text[: citation.start])
+    quote = html.escape(text[citation.start : citation.end])
+    after = html.escape(text[citation.end :])
+    page = f" · page {citation.page}" if citation.page else ""
+    return (
+        f'<div class="rag-source"><div class="rag-source-title"><b>{html.escape(title)}</b>'
+        f" · {html.escape(citation.source)}{page} · characters {citation.start}–{citation.end}"
+        f'</div><pre class="rag-source-text">{before}<mark id="rag-highlight">{quote}</mark>'
+        f"{after}</pre></div>"
+    )
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def safe_upload_name(name: str) -> str:
+    """A file name that cannot escape the uploads folder or hide as a dotfile."""
+    base = unicodedata.normalize("NFKC", Path(name.replace("\\", "/")).name)
+    stem, suffix = Path(base).stem, Path(base).suffix.lower()
+    stem = _UNSAFE.sub("_", stem).strip(" ._-")[:80] or "upload"
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise InputError(
+            f"{name}: unsupported file type; upload one of {', '.join(UPLOAD_SUFFIXES)}"
+        )
+    return f"{stem}{suffix}"
+
+
+class ChatService:
+    """What the web chat does, over one shared pipeline."""
+
+    def __init__(self, settings: Settings, pipeline: Pipeline) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+
+    # -- chat ---------------------------------------------------------------------------
+
+    def respond(
+        self, message: str, session: Session, top_k: int | None = None
+    ) -> Iterator[tuple[str, Answer]]:
+        """Answer ``message`` in ``session``, yielding the growing Markdown sentence by
+        sentence (the extractive answer is complete at once; streaming keeps the UI
+        uniform with generators that are not)."""
+        answer = self.pipeline.chat(message, session.conversation, top_k=top_k)
+        session.last = answer
+        session.citations = list(answer.citations)
+        if answer.refused or len(answer.sentences) <= 1:
+            yield render_answer(answer), answer
+            return
+        for n in range(1, len(answer.sentences) + 1):
+            yield render_answer(answer, upto=n), answer
+
+    def reset(self, session: Session) -> None:
+        session.conversation.reset()
+        session.citations = []
+        session.last = None
+
+    def citation_choices(self, session: Session) -> list[str]:
+        return [citation_label(c) for c in session.citations]
+
+    def open_citation(self, label: str | None, session: Session) -> str:
+        if not label:
+            return ""
+        match = re.match(r"\[(\d+)\]", label)
+        citation = next(
+            (c for c in session.citations if match and c.id == int(match.group(1))), None
+        )
+        if citation is None:
+            return ""
+        with self.pipeline.lock:
+            doc = self.pipeline.index.document(citation.source)
+        if doc is None:
+            raise RagError(f"{citation.source} is no longer in the index.")
+        return render_source(doc.text, doc.title, citation)
+
+    # -- documents ----------------------------------------------------------------------
+
+    def documents(self) -> list[list[object]]:
+        self.pipeline.refresh()
+        with self.pipeline.lock:
+            return [[d.title, d.source, d.chunks] for d in self.pipeline.index.documents()]
+
+    def sources(self) -> list[str]:
+        return [str(row[1]) for row in self.documents()]
+
+    def upload(self, paths: list[str], progress: Progress | None = None) -> str:
+        """Copy uploaded files into the data directory and ingest them incrementally."""
+        if not paths:
+            raise InputError("Choose one or more files to upload first.")
+        target_dir = self.settings.uploads_dir
+        target_dir.mkdir(parents=True, exist_ok=True)
+        limit = self.settings.ui_max_upload_mb * 1_000_000
+        saved: list[Path] = []
+        for raw in paths:
+            path = Path(raw)
+            name = safe_upload_name(path.name)
+            if path.stat().st_size > limit:
+                raise InputError(
+                    f"{path.name} is larger than the {self.settings.ui_max_upload_mb:g} MB "
+                    "upload limit (RAG_UI_MAX_UPLOAD_MB)."
+                )
+            target = (target_dir / name).resolve()
+            if target.parent != target_dir.resolve():
+                raise InputError(f"{path.name}: invalid file name")
+            shutil.copyfile(path, target)
+            saved.append(target)
+
+        def report(stage: str, done: int, total: int) -> None:
+            if progress is not None and total:
+                label = "Embedding" if stage == "embed" else "Reading"
+                progress(done / total, f"{label} {done}/{total}")
+
+        with self.pipeline.lock:
+            result = ingest(self.settings, saved, wait=False, progress=report)
+        self.pipeline.refresh()
+        problems = [f"{s['source']}: {s['reason']}" for s in result.skipped]
+        summary = (
+            f"Indexed {result.documents_added} new and {result.documents_updated} updated "
+            f"document(s), {result.documents_unchanged} unchanged; "
+            f"{result.chunks_added} sentences added."
+        )
+        if problems:
+            summary += " Skipped: " + "; ".join(problems)
+        return summary
+
+    def remove(self, source: str | None) -> str:
+        if not source:
+            raise InputError("Choose a document to remove.")
+        with self.pipeline.lock:
+            doc = self.pipeline.index.document(source)
+            removed = remove_document(self.settings, source, wait=False)
+        # An uploaded file goes with its document; files elsewhere are the user's own.
+        uploads = self.settings.uploads_dir.resolve()
+        if doc is not None and doc.path and Path(doc.path).parent == uploads:
+            Path(doc.path).unlink(missing_ok=True)
+        self.pipeline.refresh()
+        return f"Removed {source} ({removed} sentences)."
