@@ -28,11 +28,11 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)
 
 
-def _echo_json(value: Any) -> None:
+def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=None))
 
 
-def _err(message: str) -> None:
+def echo_err(message: str) -> None:
     click.echo(message, err=True)
 
 
@@ -67,7 +67,42 @@ class CliProgress:
             self._bar = None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+PLUGIN_GROUP = "rag.commands"
+
+
+class PluginGroup(click.Group):
+    """A click group that also offers commands registered as ``rag.commands`` entry points.
+
+    The web chat (``ui``) and the eval suite (``evals``) plug their commands in this
+    way, so ``rag/`` never imports them; they are loaded only when invoked.
+    """
+
+    def _plugins(self) -> dict[str, Any]:
+        from importlib.metadata import entry_points
+
+        return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        plugin = self._plugins().get(cmd_name)
+        if plugin is None:
+            return None
+        try:
+            loaded = plugin.load()
+        except ImportError as exc:
+            raise RagError(
+                f"The '{cmd_name}' command could not be loaded ({exc}). "
+                "Reinstall from the checkout: pip install -e ."
+            ) from exc
+        return loaded if isinstance(loaded, click.Command) else None
+
+
+@click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rag")
 @click.option(
     "--data-dir",
@@ -82,7 +117,7 @@ def cli(ctx: click.Context, data_dir: Path | None) -> None:
     ctx.obj["overrides"] = {"data_dir": data_dir}
 
 
-def _settings(ctx: click.Context, **more: Any) -> Settings:
+def settings_from(ctx: click.Context, **more: Any) -> Settings:
     overrides = {**ctx.obj["overrides"], **more}
     ctx.obj["effective_overrides"] = overrides
     return load_settings(**overrides)
@@ -105,7 +140,7 @@ def ingest(
     """
     from rag.ingest import ingest as run_ingest
 
-    settings = _settings(ctx)
+    settings = settings_from(ctx)
     progress = CliProgress(enabled=not as_json and sys.stderr.isatty())
     try:
         report = run_ingest(
@@ -115,16 +150,16 @@ def ingest(
             rebuild=rebuild,
             wait=not no_wait,
             progress=progress,
-            notify=_err,
+            notify=echo_err,
         )
     finally:
         progress.close()
     for skipped in report.skipped:
-        _err(f"warning: skipped {skipped['source']}: {skipped['reason']}")
+        echo_err(f"warning: skipped {skipped['source']}: {skipped['reason']}")
     for warning in report.warnings:
-        _err(f"warning: {warning}")
+        echo_err(f"warning: {warning}")
     if as_json:
-        _echo_json(dataclasses.asdict(report))
+        echo_json(dataclasses.asdict(report))
         return
     click.echo(
         f"{report.files} files: {report.documents_added} added, {report.documents_updated} "
@@ -144,13 +179,13 @@ def docs(ctx: click.Context, as_json: bool) -> None:
     """List the indexed documents."""
     from rag.store import Index
 
-    index = Index.open(_settings(ctx))
+    index = Index.open(settings_from(ctx))
     try:
         records = index.documents()
     finally:
         index.close()
     if as_json:
-        _echo_json([r.to_json() for r in records])
+        echo_json([r.to_json() for r in records])
         return
     if not records:
         click.echo("The index is empty. Add documents with: rag ingest PATH")
@@ -168,9 +203,9 @@ def remove(ctx: click.Context, source: str, as_json: bool) -> None:
     """Remove the document SOURCE (as listed by `rag docs`) from the index."""
     from rag.ingest import remove_document
 
-    removed = remove_document(_settings(ctx), source)
+    removed = remove_document(settings_from(ctx), source)
     if as_json:
-        _echo_json({"source": source, "chunks_removed": removed})
+        echo_json({"source": source, "chunks_removed": removed})
     else:
         click.echo(f"Removed {source} ({removed} chunks).")
 
@@ -182,7 +217,7 @@ def info(ctx: click.Context, as_json: bool) -> None:
     """Show the data directory, the model and what the index holds."""
     from rag.store import Index, read_pointer
 
-    settings = _settings(ctx)
+    settings = settings_from(ctx)
     data: dict[str, Any] = {
         "version": __version__,
         "data_dir": str(settings.data_dir),
@@ -203,7 +238,7 @@ def info(ctx: click.Context, as_json: bool) -> None:
         finally:
             index.close()
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
     for key, value in data.items():
         click.echo(f"{key:>16}: {value if value is not None else '(none yet: run rag ingest)'}")
@@ -216,10 +251,10 @@ def config(ctx: click.Context, as_json: bool) -> None:
     """Show the effective settings and where each came from."""
     from rag.settings import config_path
 
-    settings = _settings(ctx)
+    settings = settings_from(ctx)
     rows = describe(settings, ctx.obj["effective_overrides"])
     if as_json:
-        _echo_json(
+        echo_json(
             {
                 "config_file": str(config_path()),
                 "settings": [dataclasses.asdict(r) for r in rows],
@@ -237,7 +272,7 @@ def _open_pipeline(settings: Settings) -> Any:
     from rag.ingest import ensure_index
     from rag.pipeline import build_pipeline
 
-    ensure_index(settings, notify=_err)
+    ensure_index(settings, notify=echo_err)
     return build_pipeline(settings)
 
 
@@ -311,7 +346,7 @@ def ask(
     from rag.pipeline import QuestionError
 
     text = _question_text(question)
-    settings = _settings(ctx, top_k=top_k, generator=generator)
+    settings = settings_from(ctx, top_k=top_k, generator=generator)
     pipeline = _open_pipeline(settings)
     try:
         answer = pipeline.ask(text)
@@ -320,7 +355,7 @@ def ask(
     finally:
         pipeline.close()
     if as_json:
-        _echo_json(answer.to_json())
+        echo_json(answer.to_json())
     else:
         click.echo(_render_answer(answer, verbose))
 
@@ -345,7 +380,7 @@ def chat(
     """
     from rag.pipeline import Conversation
 
-    settings = _settings(ctx, top_k=top_k, generator=generator)
+    settings = settings_from(ctx, top_k=top_k, generator=generator)
     pipeline = _open_pipeline(settings)
     conversation = Conversation()
     interactive = sys.stdin.isatty() and not as_json
@@ -379,12 +414,12 @@ def _chat_turn(pipeline: Any, conversation: Any, line: str, as_json: bool, verbo
         known = {"reset", "help", "quit", "exit"}
         if name not in known:
             message = f"Unknown command /{name}. {CHAT_HELP}"
-            _echo_json({"error": message}) if as_json else click.echo(message)
+            echo_json({"error": message}) if as_json else click.echo(message)
             return True
         if name == "reset":
             conversation.reset()
         if as_json:
-            _echo_json({"command": "quit" if name == "exit" else name})
+            echo_json({"command": "quit" if name == "exit" else name})
         elif name == "help":
             click.echo(CHAT_HELP)
         elif name == "reset":
@@ -393,55 +428,15 @@ def _chat_turn(pipeline: Any, conversation: Any, line: str, as_json: bool, verbo
     try:
         answer = pipeline.chat(line, conversation)
     except RagError as exc:
-        _echo_json({"error": str(exc)}) if as_json else click.echo(f"Error: {exc}")
+        echo_json({"error": str(exc)}) if as_json else click.echo(f"Error: {exc}")
         return True
     if as_json:
-        _echo_json(answer.to_json())
+        echo_json(answer.to_json())
     else:
         click.echo(_render_answer(answer, verbose))
         click.echo()
     sys.stdout.flush()
     return True
-
-
-@cli.command()
-@click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
-@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default 7860).")
-@click.option("--auth", default=None, help="user:password required to use the chat.")
-@click.option("--no-auth", is_flag=True, help="Allow a non-loopback address without a password.")
-@click.pass_context
-def ui(
-    ctx: click.Context, host: str | None, port: int | None, auth: str | None, no_auth: bool
-) -> None:
-    """Start the web chat (Gradio) on http://127.0.0.1:7860.
-
-    Builds the index from the bundled corpus first if there is none.
-    """
-    from rag.ingest import ensure_index
-
-    settings = _settings(ctx, ui_host=host, ui_port=port, ui_auth=auth)
-    try:
-        from ui.app import check_exposure, launch
-    except ImportError as exc:
-        raise RagError(
-            f"The web chat needs the ui package and gradio ({exc}). "
-            "Install from a checkout: pip install -e ."
-        ) from exc
-    check_exposure(settings.ui_host, settings.ui_auth, no_auth)
-    progress = CliProgress(enabled=sys.stderr.isatty())
-    try:
-        from rag.ingest import ingest as run_ingest
-        from rag.store import read_pointer
-
-        if read_pointer(settings.data_dir) is None:
-            _err(f"No index yet: building it from {settings.corpus_dir}...")
-            run_ingest(settings, progress=progress, notify=_err)
-        else:
-            ensure_index(settings, notify=_err)
-    finally:
-        progress.close()
-    _err(f"Web chat on http://{settings.ui_host}:{settings.ui_port} (Ctrl+C to stop)")
-    launch(settings, settings.ui_host, settings.ui_port, settings.ui_auth, no_auth)
 
 
 @cli.group()
@@ -463,9 +458,9 @@ def bench_ingest(ctx: click.Context, target_chunks: int, as_json: bool) -> None:
     """Ingest throughput vs raw embedding throughput, and an unchanged re-ingest."""
     from rag.bench import bench_ingest as run
 
-    result = run(_settings(ctx), target_chunks=target_chunks, log=_err)
+    result = run(settings_from(ctx), target_chunks=target_chunks, log=echo_err)
     if as_json:
-        _echo_json(result)
+        echo_json(result)
     else:
         for key, value in result.items():
             click.echo(f"{key:>28}: {value}")
@@ -491,9 +486,9 @@ def bench_ask(
     from rag.bench import load_questions
 
     questions = load_questions(questions_file)
-    result = run(_settings(ctx), questions, rounds=rounds, cold_runs=cold_runs, log=_err)
+    result = run(settings_from(ctx), questions, rounds=rounds, cold_runs=cold_runs, log=echo_err)
     if as_json:
-        _echo_json(result)
+        echo_json(result)
     else:
         for key, value in result.items():
             click.echo(f"{key:>28}: {value}")
@@ -509,18 +504,18 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except click.Abort:
-        _err("Aborted.")
+        echo_err("Aborted.")
         sys.exit(1)
     except RagError as exc:
-        _err(f"Error: {exc}")
+        echo_err(f"Error: {exc}")
         sys.exit(1)
     except KeyboardInterrupt:
-        _err("Interrupted.")
+        echo_err("Interrupted.")
         sys.exit(130)
     except Exception as exc:
         if os.environ.get("RAG_DEBUG"):
             raise
-        _err(
+        echo_err(
             f"Internal error: {type(exc).__name__}: {exc}\n"
             "This is a bug. Re-run with RAG_DEBUG=1 for the full traceback and report it."
         )
