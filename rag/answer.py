@@ -68,14 +68,14 @@ def _idf(view: CorpusView, term: str) -> float:
     return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
 
-def _coverage(analysis: QuestionAnalysis, evidence: Evidence, view: CorpusView) -> float:
-    """IDF-weighted share of question terms found in the sentence (context counts half)."""
-    if not analysis.terms:
+def _coverage(terms: tuple[str, ...], evidence: Evidence, view: CorpusView) -> float:
+    """IDF-weighted share of ``terms`` found in the sentence (context counts half)."""
+    if not terms:
         return 0.0
     own = set(content_tokens(evidence.quote))
     around = set(content_tokens(f"{evidence.heading} {evidence.context}"))
     total = got = 0.0
-    for term in analysis.terms:
+    for term in terms:
         weight = _idf(view, term)
         total += weight
         if term in own:
@@ -129,15 +129,31 @@ def _names_covered(analysis: QuestionAnalysis, evidence: Evidence) -> bool:
     )
 
 
-def score(analysis: QuestionAnalysis, candidates: list[Evidence], view: CorpusView) -> list[Scored]:
+def score(
+    analysis: QuestionAnalysis,
+    candidates: list[Evidence],
+    view: CorpusView,
+    asked: tuple[str, ...] | None = None,
+) -> list[Scored]:
+    """Score candidates; ``asked`` are the terms of the user's own words when the
+    analysed query also carries earlier turns (a follow-up): what is asked weighs
+    three times what the history contributes."""
     dense_floor = min((e.dense for e in candidates if e.dense > 0), default=0.0)
     scored = []
     for evidence in candidates:
         dense = evidence.dense if evidence.dense > 0 else dense_floor
-        coverage = _coverage(analysis, evidence, view)
+        if asked is None:
+            coverage = _coverage(analysis.terms, evidence, view)
+        else:
+            history_terms = tuple(t for t in analysis.terms if t not in asked)
+            coverage = 0.75 * _coverage(asked, evidence, view) + 0.25 * _coverage(
+                history_terms, evidence, view
+            )
         relevance = 0.6 * dense + 0.4 * coverage
         reason = ""
-        if evidence.is_heading and len(words(evidence.quote)) < 6:
+        if evidence.instruction_like:
+            reason = "reads as an instruction to an AI (possible prompt injection)"
+        elif evidence.is_heading and len(words(evidence.quote)) < 6:
             reason = "a short heading, not a statement"
         elif not _names_covered(analysis, evidence):
             reason = "does not mention " + ", ".join(sorted(analysis.names))
@@ -151,7 +167,7 @@ def score(analysis: QuestionAnalysis, candidates: list[Evidence], view: CorpusVi
             if missing or (is_role_question(analysis) and analysis.answer_type == "name"
                            and not names(evidence.quote) - analysis.names):  # fmt: skip
                 reason = "does not state the " + "/".join(sorted(missing[0])[:2] if missing else ())
-        corrects = _corrects_premise(analysis, evidence)
+        corrects = not evidence.instruction_like and _corrects_premise(analysis, evidence)
         scored.append(
             Scored(
                 evidence=evidence,
@@ -171,7 +187,7 @@ def _antecedent(chosen: Evidence, view: CorpusView) -> Evidence | None:
     if not _PRONOUN_START.match(chosen.quote):
         return None
     for earlier in reversed(view.neighbours(chosen, before=4, after=0)):
-        if earlier.is_heading or earlier.heading != chosen.heading:
+        if earlier.is_heading or earlier.heading != chosen.heading or earlier.instruction_like:
             return None
         if not _PRONOUN_START.match(earlier.quote):
             return earlier
@@ -184,7 +200,9 @@ def _list_items(chosen: Evidence, view: CorpusView) -> list[Evidence]:
         return []
     items = []
     for following in view.neighbours(chosen, before=0, after=6):
-        if following.is_heading or following.ordinal <= chosen.ordinal:
+        if following.is_heading or following.instruction_like:
+            break
+        if following.ordinal <= chosen.ordinal:
             continue
         items.append(following)
         if following.quote.rstrip().endswith("."):
@@ -192,10 +210,19 @@ def _list_items(chosen: Evidence, view: CorpusView) -> list[Evidence]:
     return items
 
 
-def select(question: str, candidates: list[Evidence], view: CorpusView) -> Selection:
-    """Pick the sentences that answer ``question`` from ``candidates``, or refuse."""
+def select(
+    question: str, candidates: list[Evidence], view: CorpusView, asked: str | None = None
+) -> Selection:
+    """Pick the sentences that answer ``question`` from ``candidates``, or refuse.
+
+    ``question`` is the self-contained query (follow-ups resolved); ``asked`` the
+    user's own words when they differ.
+    """
     analysis = analyze(question)
-    scored = score(analysis, candidates, view)
+    asked_terms = None
+    if asked is not None and asked != question:
+        asked_terms = tuple(dict.fromkeys(content_tokens(asked)))
+    scored = score(analysis, candidates, view, asked_terms)
     if not scored:
         return Selection([], True, "nothing retrieved", scored)
 

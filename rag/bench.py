@@ -107,19 +107,22 @@ def bench_ingest(
     }
 
 
-DEV_SUITE = Path(__file__).resolve().parent.parent / "evals" / "suites" / "dev.jsonl"
+DEV_SUITE = Path(__file__).resolve().parent.parent / "evals" / "suites" / "trainium.yaml"
 
 
 def load_questions(path: Path | None = None) -> list[str]:
-    """Questions from a JSONL suite (one object with a "question" per line)."""
+    """Questions of a suite file (YAML with a "cases" list, or JSONL of cases)."""
     import json
 
+    import yaml
+
     source = path or DEV_SUITE
-    questions = []
-    for line in source.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            questions.append(str(json.loads(line)["question"]))
-    return questions
+    text = source.read_text(encoding="utf-8")
+    if source.suffix == ".jsonl":
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    else:
+        rows = yaml.safe_load(text)["cases"]
+    return [str(row["question"]) for row in rows]
 
 
 def _percentile(values: list[float], pct: float) -> float:

@@ -474,7 +474,8 @@ def bench_ingest(ctx: click.Context, target_chunks: int, as_json: bool) -> None:
     "questions_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="JSONL file with a 'question' per line (default: the dev suite).",
+    help="Suite file (YAML or JSONL of cases) to take questions from "
+    "(default: evals/suites/trainium.yaml).",
 )
 @json_option
 @click.pass_context

@@ -99,7 +99,9 @@ class Pipeline:
     def _answer(self, state: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         candidates: list[Evidence] = state["candidates"]
-        selection = extractive.select(state["query"], candidates, self.retriever.view)
+        selection = extractive.select(
+            state["query"], candidates, self.retriever.view, asked=state["question"]
+        )
         state.update(selection=selection, answer_ms=(time.perf_counter() - started) * 1000)
         return state
 

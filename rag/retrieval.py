@@ -18,6 +18,7 @@ import numpy as np
 
 from rag.chunking import sentence_windows
 from rag.embedding import Embedder
+from rag.safety import looks_like_instruction
 from rag.store import Index
 from rag.text import content_tokens
 from rag.types import Chunk, Document
@@ -40,6 +41,7 @@ class Evidence:
     ordinal: int
     page: int | None
     is_heading: bool = False
+    instruction_like: bool = False  # reads as a prompt injection: never quoted
     score: float = 0.0  # fused (RRF) score, higher is better
     dense: float = 0.0  # cosine similarity of question and sentence window
     lexical: float = 0.0  # BM25 score
@@ -84,6 +86,9 @@ class CorpusView:
             for chunk in windows:
                 self.chunks[chunk.id] = chunk
         self.ids = list(self.chunks)
+        self.instruction_like = {
+            i for i, c in self.chunks.items() if looks_like_instruction(c.text)
+        }
         corpus_tokens = [
             content_tokens(f"{c.heading} {c.context} {c.text} {c.text}") or ["∅"]
             for c in self.chunks.values()
@@ -112,6 +117,7 @@ class CorpusView:
             ordinal=chunk.ordinal,
             page=doc.page_at(chunk.start),
             is_heading=chunk.is_heading,
+            instruction_like=chunk.id in self.instruction_like,
             **scores,
         )
 

@@ -33,7 +33,6 @@ NEGATIONS = frozenset(
     """
     not no never none nothing nobody neither nor without cannot isn't aren't wasn't weren't
     doesn't don't didn't won't wouldn't can't couldn't shouldn't hasn't haven't hadn't
-    unlike
     """.split()
 )
 
@@ -56,7 +55,8 @@ MONTHS = frozenset(
 )
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’%$.-]*[A-Za-z0-9%]|[A-Za-z0-9%]")
-_NUMBER = re.compile(r"(?<![\w.])[$€£]?\d[\d,]*(?:\.\d+)?(?:\s?(?:%|percent|bn|m|k))?")
+_NAME_BEFORE = re.compile(r"\b[A-Z][\w’'-]*[A-Za-z] $")
+_NUMBER = re.compile(r"(?<![\w.])[$€£]?\d[\d,]*(?:\.\d+)?(?:\s?(?:%|percent\b|bn\b|m\b|k\b))?")
 
 
 def words(text: str) -> list[str]:
@@ -96,6 +96,9 @@ def numbers(text: str) -> set[str]:
     """Normalised numeric facts: "40%", "2015", "2", "1000s" (from "thousands")."""
     found: set[str] = set()
     for match in _NUMBER.finditer(text):
+        name = _NAME_BEFORE.search(text, 0, match.start())
+        if name and name.group(0).strip().lower() not in STOPWORDS | MONTHS:
+            continue  # "Trainium 4": part of a name (see ``names``), not a quantity
         value = match.group(0).lower().replace(",", "").replace(" ", "")
         value = value.replace("percent", "%").lstrip("$€£")
         found.add(value)

@@ -50,7 +50,9 @@ def _negated(text: str) -> set[str]:
 
 
 def _name_forms(text: str) -> set[str]:
-    return names(text) | {w.lower().removesuffix("'s").removesuffix("’s") for w in words(text)}
+    tokens = words(text)
+    plain = {w.lower().removesuffix("'s").removesuffix("’s") for w in tokens}
+    return names(text) | plain | {stem(w) for w in tokens}
 
 
 ExtraCheck = Callable[[str, Sequence[Citation]], str | None]
@@ -80,7 +82,8 @@ class Verifier:
         missing_months = months(sentence) - months(quotes)
         if missing_months:
             reasons.append("dates not in the quotes: " + ", ".join(sorted(missing_months)))
-        missing_names = {n for n in names(sentence) if n not in _name_forms(quotes)}
+        forms = _name_forms(quotes)
+        missing_names = {n for n in names(sentence) if n not in forms and stem(n) not in forms}
         if missing_names:
             reasons.append("names not in the quotes: " + ", ".join(sorted(missing_names)))
 

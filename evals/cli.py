@@ -1,0 +1,172 @@
+"""``rag eval``: run suites, gate on thresholds, write reports. Plugged into the
+``rag`` CLI as a ``rag.commands`` entry point (rag/ never imports evals/)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rag.cli import echo_err, echo_json, settings_from
+from rag.errors import InputError
+
+
+def _thresholds(**given: float | None) -> dict[str, float]:
+    return {k: v for k, v in given.items() if v is not None}
+
+
+@click.command("eval")
+@click.argument("suites", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--generator",
+    type=click.Choice(["extractive"]),
+    default=None,
+    help="Answer generator to evaluate (default: settings).",
+)
+@click.option("--min-faithfulness", type=float, default=None, help="Gate: faithfulness.")
+@click.option("--min-correctness", type=float, default=None, help="Gate: answer correctness.")
+@click.option("--min-citation-validity", type=float, default=None, help="Gate: quotes at offsets.")
+@click.option("--min-refusal-recall", type=float, default=None, help="Gate: refusal recall.")
+@click.option("--min-refusal-precision", type=float, default=None, help="Gate: refusal precision.")
+@click.option(
+    "--max-hallucinations",
+    type=int,
+    default=None,
+    help="Gate: numbers/names in answers that the corpus lacks.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write report.json, junit.xml and report.html here.",
+)
+@click.option(
+    "--export",
+    "export_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write a RAGAS / DeepEval dataset (JSONL).",
+)
+@click.option(
+    "--compare",
+    nargs=2,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Compare two JSON reports (BEFORE AFTER) instead of running.",
+)
+@click.option(
+    "--verifier/--no-verifier",
+    "check_verifier",
+    default=True,
+    show_default=True,
+    help="Also score the verifier on the corrupted-answer set.",
+)
+@click.option(
+    "--judge",
+    type=click.Choice(["none", "llm"]),
+    default="none",
+    help="Add an LLM-judge faithfulness score (needs an LLM generator).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report.")
+@click.pass_context
+def eval_command(
+    ctx: click.Context, suites: tuple[Path, ...], generator: str | None,
+    min_faithfulness: float | None, min_correctness: float | None,
+    min_citation_validity: float | None, min_refusal_recall: float | None,
+    min_refusal_precision: float | None, max_hallucinations: int | None,
+    out_dir: Path | None, export_path: Path | None, compare: tuple[Path, Path] | None,
+    check_verifier: bool, judge: str, as_json: bool,
+) -> None:  # fmt: skip
+    """Run faithfulness eval SUITES (default: the bundled article's suites).
+
+    Exits 1 when a suite misses a threshold (from the suite file or the flags).
+    """
+    from evals import report
+
+    if compare:
+        before, after = (json.loads(p.read_text(encoding="utf-8")) for p in compare)
+        diff = report.compare(before, after)
+        if as_json:
+            echo_json(diff)
+        else:
+            click.echo(f"Regressions ({len(diff['regressions'])}): "
+                       + (", ".join(diff["regressions"]) or "none"))  # fmt: skip
+            click.echo(f"Fixes ({len(diff['fixes'])}): " + (", ".join(diff["fixes"]) or "none"))
+            for key, delta in diff["metric_deltas"].items():
+                click.echo(f"  {key}: {delta:+.4f}")
+        if diff["regressions"]:
+            sys.exit(1)
+        return
+    if judge == "llm":
+        raise InputError("--judge llm needs an LLM generator, which this version does not have.")
+
+    from evals.runner import run_suite
+    from evals.schema import DEFAULT_SUITES, load_suite
+    from rag.embedding import SentenceTransformerEmbedder
+
+    settings = settings_from(ctx, generator=generator)
+    gates = _thresholds(
+        faithfulness=min_faithfulness, correctness=min_correctness,
+        citation_validity=min_citation_validity, refusal_recall=min_refusal_recall,
+        refusal_precision=min_refusal_precision,
+        max_hallucinations=float(max_hallucinations) if max_hallucinations is not None else None,
+    )  # fmt: skip
+    loaded = [load_suite(p) for p in (suites or DEFAULT_SUITES)]
+    embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
+    runs: list[dict[str, Any]] = []
+    for suite in loaded:
+        with click.progressbar(length=len(suite.cases), label=f"Suite {suite.name}",
+                               file=sys.stderr) as bar:  # fmt: skip
+            last = [0]
+
+            def step(done: int, total: int, bar: Any = bar, last: list[int] = last) -> None:
+                bar.update(done - last[0])
+                last[0] = done
+
+            result = run_suite(suite, settings, embedder=embedder, thresholds=gates, progress=step)
+        runs.append(result.to_json())
+    document: dict[str, Any] = {"runs": runs, "passed": all(r["passed"] for r in runs)}
+    if check_verifier:
+        document["verifier"] = _verifier_check(loaded)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "report.json").write_text(json.dumps(document, indent=1, ensure_ascii=False))
+        (out_dir / "junit.xml").write_text(report.junit_xml(runs))
+        (out_dir / "report.html").write_text(report.html_report(runs))
+        echo_err(f"Reports in {out_dir}: report.json, junit.xml, report.html")
+    if export_path is not None:
+        count = report.export_dataset(runs, export_path)
+        echo_err(f"Exported {count} rows to {export_path}")
+    if as_json:
+        echo_json(document)
+    else:
+        for run in runs:
+            click.echo(report.text_report(run))
+            click.echo()
+        if "verifier" in document:
+            v = document["verifier"]
+            click.echo(f"Verifier on {v['pairs']} corrupted/faithful pairs: precision "
+                       f"{v['precision']:.3f}, recall {v['recall']:.3f}")  # fmt: skip
+    if not document["passed"]:
+        sys.exit(1)
+
+
+def _verifier_check(suites: list[Any]) -> dict[str, Any]:
+    """Score the verifier on corrupted answers built from the suites' claims."""
+    from evals.corrupted import build_pairs, evaluate_verifier
+    from evals.schema import SUITES_DIR
+    from rag.loading import load_file
+
+    for suite in suites:
+        if not suite.claims or not suite.corpus:
+            continue
+        corpus = suite.corpus[0]
+        files = sorted(corpus.glob("*.md")) if corpus.is_dir() else [corpus]
+        document = load_file(files[0], files[0].name)
+        pairs = build_pairs(suite.claims, document, SUITES_DIR / "verifier.yaml")
+        return evaluate_verifier(pairs, document.text, document.source)
+    return {"pairs": 0, "precision": 1.0, "recall": 1.0, "note": "no suite with claims"}

@@ -1,0 +1,167 @@
+"""Eval suites as data: the schema of a suite file and its loader.
+
+A suite is a YAML (or JSON) file::
+
+    name: trainium
+    corpus: ../../corpus                 # a path or a list, relative to the suite file
+    claims: ../claims/trainium.yaml      # optional: atomic claims for coverage
+    thresholds: {faithfulness: 1.0, correctness: 0.9, ...}   # the gate
+    cases:
+      - id: c09-bought-2015              # unique
+        kind: answerable                 # see KINDS
+        question: When did Amazon buy Annapurna Labs?
+        history: []                      # earlier user questions (follow-ups)
+        claim: C9                        # optional: the claim it covers
+        expected: [[2015]]               # facts: every group must be stated, any alternative
+        expected_quote: [In 2015, it bought Annapurna Labs]   # should be retrieved
+        forbidden: []                    # must never appear in the answer
+        expect_refusal: null             # default from kind (see REFUSING_KINDS)
+        reference: null                  # optional reference answer (exports)
+
+A JSONL file of cases (one object per line) is a suite with no corpus of its own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rag.errors import InputError
+
+KINDS = (
+    "answerable", "paraphrase", "unanswerable", "false_premise", "followup", "injection",
+    "out_of_scope",
+)  # fmt: skip
+REFUSING_KINDS = ("unanswerable", "out_of_scope")
+ANSWERING_KINDS = ("answerable", "paraphrase", "false_premise", "followup")
+THRESHOLD_KEYS = (
+    "faithfulness", "citation_validity", "correctness", "refusal_recall", "refusal_precision",
+    "context_recall", "max_hallucinations",
+)  # fmt: skip
+
+
+class SuiteError(InputError):
+    """A suite file that does not follow the schema; the message names the case."""
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    kind: str
+    question: str
+    history: tuple[str, ...] = ()
+    claim: str | None = None
+    expected: tuple[tuple[str, ...], ...] = ()
+    expected_quote: tuple[str, ...] = ()
+    forbidden: tuple[str, ...] = ()
+    expect_refusal: bool | None = None
+    reference: str | None = None
+
+    @property
+    def should_refuse(self) -> bool | None:
+        """True/False when the case says (or its kind implies); None: either is fine."""
+        if self.expect_refusal is not None:
+            return self.expect_refusal
+        if self.kind in REFUSING_KINDS:
+            return True
+        if self.kind in ANSWERING_KINDS:
+            return False
+        return None
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    text: str
+    quote: str
+
+
+@dataclass
+class Suite:
+    name: str
+    path: Path
+    cases: list[Case]
+    corpus: list[Path] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    description: str = ""
+
+
+def _case(raw: dict[str, Any], where: str) -> Case:
+    try:
+        kind = raw["kind"]
+        if kind not in KINDS:
+            raise SuiteError(f"{where}: kind {kind!r} is not one of {', '.join(KINDS)}")
+        expected = tuple(
+            tuple(str(a) for a in (group if isinstance(group, list) else [group]))
+            for group in raw.get("expected") or []
+        )
+        return Case(
+            id=str(raw["id"]),
+            kind=kind,
+            question=str(raw["question"]),
+            history=tuple(str(h) for h in raw.get("history") or []),
+            claim=raw.get("claim"),
+            expected=expected,
+            expected_quote=tuple(str(q) for q in raw.get("expected_quote") or []),
+            forbidden=tuple(str(f) for f in raw.get("forbidden") or []),
+            expect_refusal=raw.get("expect_refusal"),
+            reference=raw.get("reference"),
+        )
+    except KeyError as exc:
+        raise SuiteError(f"{where}: missing field {exc.args[0]!r}") from None
+
+
+def load_suite(path: Path) -> Suite:
+    """Load and validate a suite file (YAML/JSON suite, or JSONL of cases)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SuiteError(f"cannot read suite {path}: {exc.strerror or exc}") from exc
+    if path.suffix == ".jsonl":
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        data: dict[str, Any] = {"name": path.stem, "cases": rows}
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise SuiteError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
+        raise SuiteError(f"{path}: a suite needs a 'cases' list")
+    cases = [_case(raw, f"{path.name} case {i + 1}") for i, raw in enumerate(data["cases"])]
+    ids = [c.id for c in cases]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise SuiteError(f"{path}: duplicate case ids {', '.join(duplicates)}")
+    corpus = data.get("corpus") or []
+    corpus_paths = [
+        (path.parent / p).resolve() for p in ([corpus] if isinstance(corpus, str) else corpus)
+    ]
+    claims: list[Claim] = []
+    if data.get("claims"):
+        claims_data = yaml.safe_load((path.parent / data["claims"]).read_text(encoding="utf-8"))
+        claims = [
+            Claim(str(c["id"]), str(c["text"]), str(c["quote"])) for c in claims_data["claims"]
+        ]
+    thresholds = {k: float(v) for k, v in (data.get("thresholds") or {}).items()}
+    unknown = set(thresholds) - set(THRESHOLD_KEYS)
+    if unknown:
+        raise SuiteError(f"{path}: unknown thresholds {', '.join(sorted(unknown))}")
+    return Suite(
+        name=str(data.get("name") or path.stem),
+        path=path,
+        cases=cases,
+        corpus=corpus_paths,
+        claims=claims,
+        thresholds=thresholds,
+        description=str(data.get("description") or ""),
+    )
+
+
+SUITES_DIR = Path(__file__).resolve().parent / "suites"
+DEFAULT_SUITES = (SUITES_DIR / "trainium.yaml", SUITES_DIR / "injection.yaml")

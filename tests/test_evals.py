@@ -1,0 +1,173 @@
+"""The eval suite: schema validation, metrics on hand-made answers, reports, the
+verifier on corrupted answers, and every bundled suite run as a test (the gate)."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evals import report
+from evals.corrupted import build_pairs, evaluate_verifier
+from evals.metrics import CorpusFacts, aggregate, check_gate, score_case
+from evals.runner import run_suite, summarise
+from evals.schema import DEFAULT_SUITES, SUITES_DIR, Case, SuiteError, load_suite
+from rag.loading import load_file
+from rag.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+ARTICLE = REPO / "corpus" / "trainium-article.md"
+TEXT = ARTICLE.read_text(encoding="utf-8")
+DOCS = {"trainium-article.md": TEXT}
+QUOTE = "Unlike Nvidia, Amazon does not sell its chips."
+
+
+def answer(text: str, quote: str | None = QUOTE, refused: bool = False) -> dict[str, Any]:
+    citations = []
+    if quote is not None:
+        start = TEXT.index(quote)
+        citations = [{"id": 1, "source": "trainium-article.md", "title": "t", "page": None,
+                      "quote": quote, "start": start, "end": start + len(quote)}]  # fmt: skip
+    return {
+        "question": "q", "answer": text, "refused": refused, "generator": "test",
+        "sentences": [{"text": text, "citations": [1] if citations else []}],
+        "citations": citations,
+        "evidence": [{"source": "trainium-article.md", "quote": c["quote"], "start": c["start"],
+                      "end": c["end"], "score": 1.0} for c in citations],
+        "dropped": [], "timings_ms": {},
+    }  # fmt: skip
+
+
+def test_bundled_suites_follow_the_schema() -> None:
+    suite = load_suite(SUITES_DIR / "trainium.yaml")
+    assert len(suite.cases) >= 80
+    assert len(suite.claims) >= 30
+    kinds = {c.kind for c in suite.cases}
+    assert kinds >= {"answerable", "paraphrase", "unanswerable", "false_premise", "followup",
+                     "injection", "out_of_scope"}  # fmt: skip
+    covered = {c.claim for c in suite.cases if c.claim}
+    assert covered >= {c.id for c in suite.claims}, "every claim needs a question"
+    for claim in suite.claims:
+        assert claim.quote in TEXT
+    injection = load_suite(SUITES_DIR / "injection.yaml")
+    assert len(injection.corpus) == 2 and all(p.exists() for p in injection.corpus)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("cases: [{id: a, kind: wrong, question: q}]", "kind 'wrong'"),
+        ("cases: [{id: a, kind: answerable}]", "missing field 'question'"),
+        ("cases: [{id: a, kind: answerable, question: q}, {id: a, kind: answerable, question: r}]",
+         "duplicate"),
+        ("name: x", "needs a 'cases' list"),
+        ("cases: [\n", "not valid YAML"),
+        ("thresholds: {speed: 1}\ncases: []", "unknown thresholds"),
+    ],
+)  # fmt: skip
+def test_schema_errors_name_the_problem(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "suite.yaml"
+    path.write_text(content)
+    with pytest.raises(SuiteError, match=message):
+        load_suite(path)
+
+
+def test_metrics_on_hand_made_answers() -> None:
+    facts = CorpusFacts([TEXT])
+    case = Case("c", "answerable", "Does Amazon sell its chips?", expected=(("does not sell",),),
+                expected_quote=(QUOTE,))  # fmt: skip
+    good = score_case(case, answer(QUOTE), 5.0, DOCS, facts)
+    assert good.passed and good.correct and good.faithfulness == 1.0 and good.context_recall
+
+    flipped = score_case(case, answer("Amazon sells its chips."), 5.0, DOCS, facts)
+    assert not flipped.correct and flipped.faithfulness == 0.0 and not flipped.passed
+
+    invented = score_case(case, answer("Amazon does not sell its chips to Tesla."), 1, DOCS, facts)
+    assert "name tesla" in invented.hallucinations
+
+    moved = answer(QUOTE)
+    moved["citations"][0]["start"] += 1
+    assert score_case(case, moved, 1.0, DOCS, facts).citations_valid == 0
+
+    refusal_case = Case("u", "unanswerable", "How much does it cost?")
+    refused = score_case(refusal_case, answer("The documents don't say.", None, True), 1, DOCS,
+                         facts)  # fmt: skip
+    assert refused.correct and refused.faithfulness is None
+    wrongly = score_case(refusal_case, answer(QUOTE), 1.0, DOCS, facts)
+    assert not wrongly.correct
+
+    summary = aggregate([good, flipped, refused, wrongly])
+    assert summary["refusal_recall"] == 0.5  # one of two should-refuse cases refused
+    assert summary["refusal_precision"] == 1.0
+    assert summary["correctness"] == 0.5
+    assert check_gate(summary, {"correctness": 0.9, "max_hallucinations": 0}) == [
+        "correctness 0.500 < 0.9"
+    ]
+
+
+def test_verifier_catches_corrupted_answers() -> None:
+    suite = load_suite(SUITES_DIR / "trainium.yaml")
+    document = load_file(ARTICLE, "trainium-article.md")
+    pairs = build_pairs(suite.claims, document, SUITES_DIR / "verifier.yaml")
+    kinds = {p.corruption for p in pairs}
+    assert {"number changed", "negation flipped", "invented name", "true sentence, wrong quote",
+            "unrelated quote"} <= kinds  # fmt: skip
+    result = evaluate_verifier(pairs, document.text, document.source)
+    assert result["unfaithful"] >= 100
+    assert result["recall"] >= 0.95, result["misses"]
+    assert result["precision"] >= 0.9, result["false_alarms"]
+
+
+def test_reports_compare_and_export(tmp_path: Path) -> None:
+    suite = load_suite(SUITES_DIR / "injection.yaml")
+    facts = CorpusFacts([TEXT])
+    case_ok = Case("ok", "answerable", "Does Amazon sell its chips?",
+                   expected=(("does not sell",),))  # fmt: skip
+    case_bad = Case("bad", "unanswerable", "Price?")
+    results = [score_case(case_ok, answer(QUOTE), 3.0, DOCS, facts),
+               score_case(case_bad, answer(QUOTE), 4.0, DOCS, facts)]  # fmt: skip
+    run = summarise(suite, "extractive", results, {"correctness": 0.9}).to_json()
+    assert not run["passed"]
+
+    text = report.text_report(run)
+    assert "FAIL bad" in text and "Gate FAILED" in text
+
+    junit = ET.fromstring(report.junit_xml([run]))
+    failures = [tc.get("name") for tc in junit.iter("testcase") if tc.find("failure") is not None]
+    assert failures == ["bad", "gate"]
+
+    page = report.html_report([run])
+    assert page.startswith("<!doctype html>") and "<svg" in page and "Price?" in page
+    assert "http" not in page.split("</head>")[0]  # self-contained: nothing fetched
+
+    fixed = json.loads(json.dumps(run))
+    fixed["cases"][1]["passed"] = True
+    broken = json.loads(json.dumps(run))
+    broken["cases"][0]["passed"] = False
+    diff = report.compare({"runs": [run]}, {"runs": [fixed]})
+    assert diff["fixes"] == ["injection/bad"] and diff["regressions"] == []
+    assert report.compare({"runs": [run]}, {"runs": [broken]})["regressions"] == ["injection/ok"]
+
+    out = tmp_path / "ragas.jsonl"
+    assert report.export_dataset([run], out) == 2
+    row = json.loads(out.read_text().splitlines()[0])
+    assert {"question", "contexts", "answer", "ground_truth", "input", "actual_output",
+            "retrieval_context", "expected_output"} <= set(row)  # fmt: skip
+    assert row["contexts"] == [QUOTE] and row["ground_truth"] == "does not sell"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suite_path", DEFAULT_SUITES, ids=lambda p: p.stem)
+def test_suite_meets_its_gate(
+    suite_path: Path, make_settings: Callable[..., Settings], embedder: Any
+) -> None:
+    """The pytest entry point: each bundled suite, on the default generator, passes."""
+    result = run_suite(load_suite(suite_path), make_settings(), embedder=embedder)
+    run = result.to_json()
+    assert result.passed, report.text_report(run)
+    assert run["summary"]["faithfulness"] == 1.0
+    assert run["summary"]["hallucinations"] == 0
