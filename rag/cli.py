@@ -318,9 +318,10 @@ def _question_text(parts: tuple[str, ...]) -> str:
 def _generator_option(func: F) -> F:
     return click.option(
         "--generator",
-        type=click.Choice(["extractive"]),
+        type=click.Choice(["extractive", "llama-cpp", "openai", "ollama"]),
         default=None,
-        help="Answer generator (default: settings, extractive).",
+        help="Answer generator (default: settings, extractive). LLM generators need the "
+        "[llm] extra; every sentence they write is verified against the sources.",
     )(func)
 
 
@@ -349,15 +350,39 @@ def ask(
     settings = settings_from(ctx, top_k=top_k, generator=generator)
     pipeline = _open_pipeline(settings)
     try:
-        answer = pipeline.ask(text)
+        if as_json:
+            echo_json(pipeline.ask(text).to_json())
+        else:
+            _print_stream(pipeline.stream(text), verbose)
     except QuestionError as exc:
         raise click.UsageError(str(exc)) from None
     finally:
         pipeline.close()
-    if as_json:
-        echo_json(answer.to_json())
+
+
+def _print_stream(snapshots: Any, verbose: bool) -> Any:
+    """Print sentences as the verifier releases them, then the citations; returns the answer."""
+    shown = 0
+    answer = None
+    for answer in snapshots:
+        if answer.refused or len(answer.sentences) <= shown:
+            continue
+        if len(answer.sentences) > 1 and shown == 0 and answer.generator == "extractive":
+            break  # complete at once: render it whole below
+        for sentence in answer.sentences[shown:]:
+            markers = "".join(f" [{c}]" for c in sentence.citations)
+            click.echo(("" if shown == 0 else " ") + sentence.text + markers, nl=False)
+            shown += 1
+    if answer is None:
+        return None
+    full = _render_answer(answer, verbose)
+    if shown and answer.sentences and shown <= len(answer.sentences):
+        # The sentences are on screen; print what follows them (citations, details).
+        click.echo()
+        click.echo(full.split("\n", 1)[1] if "\n" in full else "")
     else:
-        click.echo(_render_answer(answer, verbose))
+        click.echo(full)
+    return answer
 
 
 CHAT_HELP = """Commands: /reset (forget the conversation), /help, /quit.
@@ -426,15 +451,14 @@ def _chat_turn(pipeline: Any, conversation: Any, line: str, as_json: bool, verbo
             click.echo("(conversation reset)")
         return name not in ("quit", "exit")
     try:
-        answer = pipeline.chat(line, conversation)
+        if as_json:
+            echo_json(pipeline.chat(line, conversation).to_json())
+        else:
+            _print_stream(pipeline.stream_chat(line, conversation), verbose)
+            click.echo()
     except RagError as exc:
         echo_json({"error": str(exc)}) if as_json else click.echo(f"Error: {exc}")
         return True
-    if as_json:
-        echo_json(answer.to_json())
-    else:
-        click.echo(_render_answer(answer, verbose))
-        click.echo()
     sys.stdout.flush()
     return True
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableLambda
@@ -74,6 +74,8 @@ class Pipeline:
         # Held while answering and while the index is swapped or written in-process:
         # reopening Chroma under a running query (or ingest) would pull it away.
         self.lock = threading.RLock()
+        # A local LLM is not re-entrant: one generation at a time per process.
+        self._backend_lock = threading.Lock()
         self.chain: Runnable[dict[str, Any], Answer] = (
             RunnableLambda(self._retrieve)
             | RunnableLambda(self._answer)
@@ -181,21 +183,139 @@ class Pipeline:
         question: str,
         history: Sequence[str] = (),
         top_k: int | None = None,
+        generator: str | None = None,
+        turns: Sequence[tuple[str, str]] = (),
     ) -> Answer:
-        cleaned = check_question(question, self.settings.max_question_chars)
-        with self.lock:
-            result: Answer = self.chain.invoke(
-                {"question": cleaned, "history": list(history), "top_k": top_k}
-            )
-        return result
+        """The complete answer (the last snapshot of ``stream``)."""
+        return _last(self.stream(question, history, top_k, generator, turns))
 
-    def chat(self, question: str, conversation: Conversation, top_k: int | None = None) -> Answer:
-        result = self.ask(question, conversation.questions(), top_k=top_k)
-        conversation.turns.append(Turn(question, result))
-        return result
+    def stream(
+        self,
+        question: str,
+        history: Sequence[str] = (),
+        top_k: int | None = None,
+        generator: str | None = None,
+        turns: Sequence[tuple[str, str]] = (),
+    ) -> Iterator[Answer]:
+        """Answer snapshots, growing sentence by sentence; the last one is complete.
+
+        ``history`` holds earlier questions (follow-up resolution); ``turns`` earlier
+        (question, answer) pairs for an LLM's context.
+        """
+        cleaned = check_question(question, self.settings.max_question_chars)
+        generator = generator or self.settings.generator
+        state: dict[str, Any] = {"question": cleaned, "history": list(history), "top_k": top_k}
+        with self.lock:
+            if generator == "extractive":
+                yield self.chain.invoke(state)
+                return
+            state = self._answer(self._retrieve(state))
+            documents = {d: v.text for d, v in self.retriever.view.documents.items()}
+            selection: extractive.Selection = state["selection"]
+            extractive_answer = self._verify(dict(state))
+        if selection.refused:
+            # Answerability is decided by the deterministic gates; no LLM is asked.
+            extractive_answer.generator = generator
+            yield extractive_answer
+            return
+        yield from self._generate(state, generator, documents, extractive_answer, turns)
+
+    def _generate(
+        self,
+        state: dict[str, Any],
+        generator: str,
+        documents: dict[str, str],
+        fallback: Answer,
+        turns: Sequence[tuple[str, str]],
+    ) -> Iterator[Answer]:
+        from rag.generation import generate, make_backend
+
+        started = time.perf_counter()
+        selection: extractive.Selection = state["selection"]
+        # The sentences the extractive answerer chose lead; the rest of top-k follows.
+        evidence = list(dict.fromkeys([*selection.sentences, *state["candidates"][: state["k"]]]))
+        evidence = [e for e in evidence if not e.instruction_like]
+        backend = make_backend(self.settings, generator)
+        answer = Answer(
+            question=state["question"], answer="", refused=False, generator=generator,
+            sentences=[], citations=[], evidence=fallback.evidence,
+            resolved_question=state["query"],
+        )  # fmt: skip
+        ids: dict[tuple[str, int], int] = {}
+        with self._backend_lock:
+            for checked in generate(backend, state["query"], evidence, turns, self.verifier,
+                                    documents):  # fmt: skip
+                if checked.refusal:
+                    continue
+                if checked.dropped is not None:
+                    answer.dropped.append(checked.dropped)
+                    continue
+                cited = []
+                for chosen in checked.evidence:
+                    key = (chosen.source, chosen.start)
+                    if key not in ids:
+                        ids[key] = len(answer.citations) + 1
+                        answer.citations.append(Citation(
+                            ids[key], chosen.source, chosen.title, chosen.page, chosen.quote,
+                            chosen.start, chosen.end,
+                        ))  # fmt: skip
+                    cited.append(ids[key])
+                answer.sentences.append(AnswerSentence(checked.text, tuple(cited)))
+                answer.answer = " ".join(s.text for s in answer.sentences)
+                yield replace(
+                    answer,
+                    sentences=list(answer.sentences),
+                    citations=list(answer.citations),
+                    dropped=list(answer.dropped),
+                )
+        generate_ms = (time.perf_counter() - started) * 1000
+        if not answer.sentences:
+            # Nothing the LLM wrote is supported: the extractive answer stands in.
+            fallback.generator = generator
+            fallback.dropped = answer.dropped + fallback.dropped
+            answer = fallback
+        answer.timings_ms = {
+            "retrieve": state["retrieve_ms"],
+            "answer": state["answer_ms"] + generate_ms,
+            "total": state["retrieve_ms"] + state["answer_ms"] + generate_ms,
+        }
+        yield answer
+
+    def chat(
+        self,
+        question: str,
+        conversation: Conversation,
+        top_k: int | None = None,
+        generator: str | None = None,
+    ) -> Answer:
+        return _last(self.stream_chat(question, conversation, top_k, generator))
+
+    def stream_chat(
+        self,
+        question: str,
+        conversation: Conversation,
+        top_k: int | None = None,
+        generator: str | None = None,
+    ) -> Iterator[Answer]:
+        """``stream`` with the conversation's history; the turn is recorded at the end."""
+        turns = [(t.question, t.answer.answer) for t in conversation.turns]
+        result: Answer | None = None
+        for result in self.stream(question, conversation.questions(), top_k, generator, turns):
+            yield result
+        if result is not None:
+            conversation.turns.append(Turn(question, result))
 
     def close(self) -> None:
         self.index.close()
+
+
+def _last(snapshots: Iterator[Answer]) -> Answer:
+    final: Answer | None = None
+    for snapshot in snapshots:
+        final = snapshot
+    if final is None:
+        raise RuntimeError("the answer stream ended without an answer")
+    return final
 
 
 def build_pipeline(settings: Settings) -> Pipeline:

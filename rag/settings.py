@@ -90,7 +90,32 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(
         default=1000, ge=10, le=100_000, description="Longest question accepted, in characters."
     )
-    generator: Literal["extractive"] = Field(default="extractive", description="Answer generator.")
+    generator: Literal["extractive", "llama-cpp", "openai", "ollama"] = Field(
+        default="extractive",
+        description="Answer generator: extractive (no model), llama-cpp (local GGUF), "
+        "openai (any OpenAI-compatible server) or ollama.",
+    )
+    llm_model_path: Path | None = Field(
+        default=None,
+        description="GGUF file for llama-cpp (default: the packaged Qwen2.5-Coder-1.5B, "
+        "assembled once into cache_dir).",
+    )
+    llm_base_url: str = Field(
+        default="http://127.0.0.1:8000/v1", description="OpenAI-compatible server URL."
+    )
+    llm_model: str = Field(default="local-model", description="Model name for openai / ollama.")
+    llm_api_key: str | None = Field(
+        default=None, description="API key for the openai generator (RAG_LLM_API_KEY)."
+    )
+    ollama_base_url: str = Field(default="http://127.0.0.1:11434", description="Ollama server URL.")
+    llm_max_tokens: int = Field(default=200, ge=16, le=4096, description="Longest LLM answer.")
+    llm_context: int = Field(default=4096, ge=512, le=131072, description="llama-cpp context.")
+    llm_threads: int | None = Field(
+        default=None, ge=1, le=256, description="llama-cpp threads (default: all cores)."
+    )
+    llm_timeout_s: float = Field(
+        default=120.0, gt=0, description="Seconds to wait for an LLM server."
+    )
     ui_host: str = Field(default="127.0.0.1", description="Address the web chat binds to.")
     ui_port: int = Field(default=7860, ge=1, le=65535, description="Port of the web chat.")
     ui_auth: str | None = Field(
@@ -178,6 +203,8 @@ def describe(settings: Settings, overrides: dict[str, Any] | None = None) -> lis
         value = getattr(settings, name)
         if name == "ui_auth" and value:
             value = value.split(":", 1)[0] + ":***"  # never print the password
+        if name == "llm_api_key" and value:
+            value = "***"
         rows.append(
             SettingReport(
                 name=name,

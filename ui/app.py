@@ -14,7 +14,14 @@ from typing import Any
 import rag  # noqa: F401  (offline and no-analytics environment first)
 from rag.errors import InputError, RagError
 from rag.settings import Settings
-from ui.handlers import EXAMPLES, UPLOAD_SUFFIXES, ChatService, Session, render_details
+from ui.handlers import (
+    EXAMPLES,
+    GENERATORS,
+    UPLOAD_SUFFIXES,
+    ChatService,
+    Session,
+    render_details,
+)
 
 CSS = """
 .rag-source-text { white-space: pre-wrap; font-family: inherit; max-height: 420px;
@@ -32,7 +39,11 @@ def build_app(service: ChatService) -> Any:
     import gradio as gr
 
     def chat(
-        message: str, history: list[dict[str, str]], session: Session | None, top_k: int
+        message: str,
+        history: list[dict[str, str]],
+        session: Session | None,
+        top_k: int,
+        generator: str,
     ) -> Iterator[tuple[Any, ...]]:
         session = session or Session()
         message = (message or "").strip()
@@ -42,7 +53,9 @@ def build_app(service: ChatService) -> Any:
             return
         history = [*history, {"role": "user", "content": message}]
         try:
-            for markdown, _answer in service.respond(message, session, top_k=int(top_k)):
+            for markdown, _answer in service.respond(
+                message, session, top_k=int(top_k), generator=generator
+            ):
                 shown = [*history, {"role": "assistant", "content": markdown}]
                 yield shown, "", session, gr.update(), gr.update()
         except RagError as exc:
@@ -123,8 +136,9 @@ def build_app(service: ChatService) -> Any:
                 with gr.Row():
                     top_k = gr.Slider(1, 20, value=service.settings.top_k, step=1,
                                       label="Evidence sentences (top-k)")  # fmt: skip
-                    generator = gr.Dropdown(["extractive"], value=service.settings.generator,
-                                            label="Answer generator", interactive=True)  # fmt: skip
+                    generator = gr.Dropdown(GENERATORS, value=service.settings.generator,
+                                            label="Answer generator", interactive=True,
+                                            elem_id="rag-generator")  # fmt: skip
                     reset_button = gr.Button("Reset conversation", elem_id="rag-reset")
                 show_details = gr.Checkbox(label="Show timings and retrieved evidence")
                 details = gr.Markdown(visible=False, elem_id="rag-details")
@@ -146,8 +160,8 @@ def build_app(service: ChatService) -> Any:
                     refresh = gr.Button("Refresh list", size="sm")
 
         outputs = [chatbot, box, session, citations, details]
-        box.submit(chat, [box, chatbot, session, top_k], outputs)
-        send.click(chat, [box, chatbot, session, top_k], outputs)
+        box.submit(chat, [box, chatbot, session, top_k, generator], outputs)
+        send.click(chat, [box, chatbot, session, top_k, generator], outputs)
         citations.change(open_citation, [citations, session], viewer).then(
             None, js=SCROLL_TO_HIGHLIGHT
         )
@@ -157,7 +171,6 @@ def build_app(service: ChatService) -> Any:
         drop.click(remove, [pick], [status, table, pick])
         refresh.click(documents, None, [table, pick])
         demo.load(documents, None, [table, pick])
-        del generator  # only one generator exists until the LLM issue lands
     demo.queue(default_concurrency_limit=service.settings.ui_concurrency, max_size=64)
     demo.rag_theme = theme
     return demo

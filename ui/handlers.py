@@ -24,6 +24,7 @@ from rag.settings import Settings
 from rag.types import Answer, Citation
 
 UPLOAD_SUFFIXES = sorted(set(SUPPORTED_SUFFIXES))
+GENERATORS = ["extractive", "llama-cpp", "openai", "ollama"]
 EXAMPLES = [
     "What are Amazon's AI chips called?",
     "How much cheaper could Trainium 3 make AI models?",
@@ -124,19 +125,29 @@ class ChatService:
     # -- chat ---------------------------------------------------------------------------
 
     def respond(
-        self, message: str, session: Session, top_k: int | None = None
+        self,
+        message: str,
+        session: Session,
+        top_k: int | None = None,
+        generator: str | None = None,
     ) -> Iterator[tuple[str, Answer]]:
-        """Answer ``message`` in ``session``, yielding the growing Markdown sentence by
-        sentence (the extractive answer is complete at once; streaming keeps the UI
-        uniform with generators that are not)."""
-        answer = self.pipeline.chat(message, session.conversation, top_k=top_k)
+        """Answer ``message`` in ``session``, yielding the growing Markdown as the
+        verifier releases sentences (LLM generators), or sentence by sentence over the
+        complete extractive answer (so both stream the same way)."""
+        answer: Answer | None = None
+        for answer in self.pipeline.stream_chat(
+            message, session.conversation, top_k=top_k, generator=generator
+        ):
+            if answer.generator != "extractive" and not answer.refused:
+                yield render_answer(answer), answer
+        if answer is None:
+            return
         session.last = answer
         session.citations = list(answer.citations)
-        if answer.refused or len(answer.sentences) <= 1:
-            yield render_answer(answer), answer
-            return
-        for n in range(1, len(answer.sentences) + 1):
-            yield render_answer(answer, upto=n), answer
+        if answer.generator == "extractive" and not answer.refused:
+            for n in range(1, len(answer.sentences)):
+                yield render_answer(answer, upto=n), answer
+        yield render_answer(answer), answer
 
     def reset(self, session: Session) -> None:
         session.conversation.reset()
