@@ -108,7 +108,8 @@ class LlamaCppBackend:
             stream=True,
         )
         for chunk in chunks:
-            delta = chunk["choices"][0].get("delta", {})  # type: ignore[index]
+            choice: Any = chunk["choices"][0]  # type: ignore[index]
+            delta = choice.get("delta", {}) if isinstance(choice, dict) else {}
             text = delta.get("content") if isinstance(delta, dict) else None
             if text:
                 yield str(text)
@@ -173,13 +174,13 @@ def make_backend(settings: Settings, generator: str) -> Backend:
             raise ModelUnavailableError(
                 "The ollama generator needs langchain-ollama: pip install -e '.[llm]'"
             ) from exc
-        model = ChatOllama(
+        ollama = ChatOllama(
             base_url=settings.ollama_base_url,
             model=settings.llm_model,
             temperature=0,
             num_predict=settings.llm_max_tokens,
         )
-        backend = LangChainBackend("ollama", model)
+        backend = LangChainBackend("ollama", ollama)
     else:
         raise RagError(f"Unknown generator {generator!r}; use one of extractive, "
                        + ", ".join(LLM_GENERATORS))  # fmt: skip

