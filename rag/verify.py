@@ -16,7 +16,6 @@ answers the question: that is the answerer's job and the eval suite's.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
