@@ -18,7 +18,7 @@ refuse, no LLM is asked.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -134,12 +134,19 @@ class LangChainBackend:
             ) from exc
 
 
-_BACKENDS: dict[tuple[str, str], Backend] = {}
+_BACKENDS: dict[tuple[str, ...], Backend] = {}
 
 
 def make_backend(settings: Settings, generator: str) -> Backend:
     """The backend for ``generator`` (cached per process: loading a GGUF takes seconds)."""
-    key = (generator, str(settings.llm_model_path or settings.cache_dir))
+    key = (
+        generator,
+        str(settings.llm_model_path or settings.cache_dir),
+        settings.llm_chat_format or "",
+        settings.llm_base_url,
+        settings.llm_model,
+        settings.ollama_base_url,
+    )
     if key in _BACKENDS:
         return _BACKENDS[key]
     backend: Backend
@@ -149,7 +156,7 @@ def make_backend(settings: Settings, generator: str) -> Backend:
         path = settings.llm_model_path or qwen_path(settings.cache_dir)
         if not path.is_file():
             raise ModelUnavailableError(f"GGUF model {path} not found (RAG_LLM_MODEL_PATH).")
-        backend = LlamaCppBackend(str(path), settings)
+        backend = LlamaCppBackend(str(path), settings, chat_format=settings.llm_chat_format)
     elif generator == "openai":
         try:
             from langchain_openai import ChatOpenAI
@@ -261,7 +268,7 @@ def generate(
     history: Sequence[tuple[str, str]],
     verifier: Verifier,
     documents: Mapping[str, str],
-) -> Iterator[Checked]:
+) -> Generator[Checked, None, None]:
     """Stream verified sentences of an LLM answer (dropped ones included, flagged)."""
     messages = build_messages(question, evidence, history)
     for sentence in split_stream(backend.stream(messages)):

@@ -26,6 +26,11 @@ from rag.store import Index, forget_chroma_clients, read_pointer
 from rag.types import Answer, AnswerSentence, Citation, Dropped
 from rag.verify import Verifier
 
+# An LLM answer stops after this many sentences, or after this many unsupported
+# sentences in a row (a small model that starts inventing rarely comes back).
+MAX_LLM_SENTENCES = 4
+MAX_CONSECUTIVE_DROPS = 3
+
 
 class QuestionError(InputError):
     """The question itself is unusable (empty, too long): a usage error."""
@@ -242,33 +247,54 @@ class Pipeline:
             resolved_question=state["query"],
         )  # fmt: skip
         ids: dict[tuple[str, int], int] = {}
+        misses = 0
         with self._backend_lock:
-            for checked in generate(backend, state["query"], evidence, turns, self.verifier,
-                                    documents):  # fmt: skip
-                if checked.refusal:
-                    continue
-                if checked.dropped is not None:
-                    answer.dropped.append(checked.dropped)
-                    continue
-                cited = []
-                for chosen in checked.evidence:
-                    key = (chosen.source, chosen.start)
-                    if key not in ids:
-                        ids[key] = len(answer.citations) + 1
-                        answer.citations.append(Citation(
-                            ids[key], chosen.source, chosen.title, chosen.page, chosen.quote,
-                            chosen.start, chosen.end,
-                        ))  # fmt: skip
-                    cited.append(ids[key])
-                answer.sentences.append(AnswerSentence(checked.text, tuple(cited)))
-                answer.answer = " ".join(s.text for s in answer.sentences)
-                yield replace(
-                    answer,
-                    sentences=list(answer.sentences),
-                    citations=list(answer.citations),
-                    dropped=list(answer.dropped),
-                )
+            stream = generate(backend, state["query"], evidence, turns, self.verifier, documents)
+            try:
+                for checked in stream:
+                    if checked.refusal:
+                        continue
+                    if checked.dropped is not None:
+                        answer.dropped.append(checked.dropped)
+                        misses += 1
+                        if misses >= MAX_CONSECUTIVE_DROPS:
+                            break  # the model has left the evidence; stop paying for tokens
+                        continue
+                    misses = 0
+                    cited = []
+                    for chosen in checked.evidence:
+                        key = (chosen.source, chosen.start)
+                        if key not in ids:
+                            ids[key] = len(answer.citations) + 1
+                            answer.citations.append(Citation(
+                                ids[key], chosen.source, chosen.title, chosen.page, chosen.quote,
+                                chosen.start, chosen.end,
+                            ))  # fmt: skip
+                        cited.append(ids[key])
+                    answer.sentences.append(AnswerSentence(checked.text, tuple(cited)))
+                    answer.answer = " ".join(s.text for s in answer.sentences)
+                    if len(answer.sentences) >= MAX_LLM_SENTENCES:
+                        break
+                    yield replace(
+                        answer,
+                        sentences=list(answer.sentences),
+                        citations=list(answer.citations),
+                        dropped=list(answer.dropped),
+                    )
+            finally:
+                stream.close()  # stops the model mid-answer when we break early
         generate_ms = (time.perf_counter() - started) * 1000
+        answering = {(e.source, e.start) for e in selection.sentences}
+        if answer.sentences and not any((c.source, c.start) in answering for c in answer.citations):
+            # Supported but beside the point: none of its sentences uses the evidence
+            # that answers the question. The extractive answer is the safer reply.
+            answer.dropped += [
+                Dropped(
+                    s.text, "supported, but does not use the evidence that answers the question"
+                )
+                for s in answer.sentences
+            ]
+            answer.sentences = []
         if not answer.sentences:
             # Nothing the LLM wrote is supported: the extractive answer stands in.
             fallback.generator = generator

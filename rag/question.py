@@ -76,7 +76,7 @@ _COUNT_WORDS = re.compile(
 @dataclass(frozen=True)
 class QuestionAnalysis:
     text: str
-    answer_type: str | None  # "date", "year", "money", "count", "place", "name", "duration"
+    answer_type: str | None  # date, year, money, count, quantity, size, place, name, duration
     attributes: tuple[frozenset[str], ...]  # attribute groups the question names
     terms: tuple[str, ...]  # stemmed content terms
     names: frozenset[str]  # capitalised names in the question
@@ -104,6 +104,8 @@ def analyze(question: str) -> QuestionAnalysis:
         answer_type = "money"
     elif re.search(r"\bhow many\b", lowered):
         answer_type = "count"
+    elif re.search(r"\bhow much\b", lowered):
+        answer_type = "quantity"  # "how much cheaper / faster / more": a figure
     elif re.search(
         r"\bhow (big|large|small|tiny|tall|wide|heavy|long is|long are)\b|\bwhat size\b", lowered
     ):
@@ -152,6 +154,8 @@ def has_answer_type(answer_type: str | None, sentence: str, question_names: froz
         return bool(_PLACE.search(sentence)) or bool(
             re.search(r"\b(data cent(re|er)s?|headquarters|offices?|facilit(y|ies))\b", sentence)
         )
+    if answer_type == "quantity":
+        return bool(numbers(sentence)) or bool(re.search(r"\btimes\b", sentence, re.I))
     if answer_type == "size":
         return bool(_SIZE.search(sentence))
     if answer_type == "name":

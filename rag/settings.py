@@ -100,6 +100,10 @@ class Settings(BaseSettings):
         description="GGUF file for llama-cpp (default: the packaged Qwen2.5-Coder-1.5B, "
         "assembled once into cache_dir).",
     )
+    llm_chat_format: str | None = Field(
+        default=None,
+        description="llama-cpp chat format when the GGUF has no template (e.g. gemma).",
+    )
     llm_base_url: str = Field(
         default="http://127.0.0.1:8000/v1", description="OpenAI-compatible server URL."
     )
