@@ -71,6 +71,11 @@ def _thresholds(**given: float | None) -> dict[str, float]:
     default="none",
     help="Add an LLM-judge faithfulness score (needs an LLM generator).",
 )
+@click.option(
+    "--calibrate",
+    is_flag=True,
+    help="Print the verifier's threshold sweep on the corrupted set and exit.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report.")
 @click.pass_context
 def eval_command(
@@ -79,7 +84,7 @@ def eval_command(
     min_citation_validity: float | None, min_refusal_recall: float | None,
     min_refusal_precision: float | None, max_hallucinations: int | None,
     out_dir: Path | None, export_path: Path | None, compare: tuple[Path, Path] | None,
-    check_verifier: bool, judge: str, as_json: bool,
+    check_verifier: bool, judge: str, calibrate: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Run faithfulness eval SUITES (default: the bundled article's suites).
 
@@ -101,14 +106,26 @@ def eval_command(
         if diff["regressions"]:
             sys.exit(1)
         return
-    if judge == "llm":
-        raise InputError("--judge llm needs an LLM generator, which this version does not have.")
+    if calibrate:
+        echo_json(_calibration(settings_from(ctx))) if as_json else _print_calibration(
+            _calibration(settings_from(ctx))
+        )
+        return
 
     from evals.runner import run_suite
     from evals.schema import DEFAULT_SUITES, load_suite
     from rag.embedding import SentenceTransformerEmbedder
 
     settings = settings_from(ctx, generator=generator)
+    llm_judge = None
+    if judge == "llm":
+        if settings.generator == "extractive":
+            raise InputError(
+                "--judge llm needs an LLM: pass --generator llama-cpp (or openai / ollama)."
+            )
+        from rag.judge import LlmJudge
+
+        llm_judge = LlmJudge(settings, settings.generator).judge
     gates = _thresholds(
         faithfulness=min_faithfulness, correctness=min_correctness,
         citation_validity=min_citation_validity, refusal_recall=min_refusal_recall,
@@ -127,7 +144,8 @@ def eval_command(
                 bar.update(done - last[0])
                 last[0] = done
 
-            result = run_suite(suite, settings, embedder=embedder, thresholds=gates, progress=step)
+            result = run_suite(suite, settings, embedder=embedder, thresholds=gates, progress=step,
+                               judge=llm_judge)  # fmt: skip
         runs.append(result.to_json())
     document: dict[str, Any] = {"runs": runs, "passed": all(r["passed"] for r in runs)}
     if check_verifier:
@@ -170,3 +188,32 @@ def _verifier_check(suites: list[Any]) -> dict[str, Any]:
         pairs = build_pairs(suite.claims, document, SUITES_DIR / "verifier.yaml")
         return evaluate_verifier(pairs, document.text, document.source)
     return {"pairs": 0, "precision": 1.0, "recall": 1.0, "note": "no suite with claims"}
+
+
+def _calibration(settings: Any) -> dict[str, Any]:
+    from evals.corrupted import build_pairs, calibrate
+    from evals.schema import SUITES_DIR, load_suite
+    from rag.embedding import make_embedder
+    from rag.loading import load_file
+
+    suite = load_suite(SUITES_DIR / "trainium.yaml")
+    corpus = suite.corpus[0]
+    document = load_file(sorted(corpus.glob("*.md"))[0], "trainium-article.md")
+    pairs = build_pairs(suite.claims, document, SUITES_DIR / "verifier.yaml")
+    embedder = make_embedder(settings, purpose="query")
+
+    def similarity(sentence: str, quote: str) -> float:
+        vectors = embedder.embed([sentence, quote])
+        return float(vectors[0] @ vectors[1])
+
+    return calibrate(pairs, document.text, document.source, similarity)
+
+
+def _print_calibration(result: dict[str, Any]) -> None:
+    click.echo("min_coverage  precision  recall")
+    for row in result["coverage_sweep"]:
+        click.echo(f"{row['min_coverage']:>12.2f}  {row['precision']:>9.3f}  {row['recall']:>6.3f}")
+    click.echo("embedding similarity of sentence and quote, per corruption:")
+    for kind, stats in result["similarity"].items():
+        click.echo(f"  {kind:<28} min {stats['min']:.3f}  median {stats['median']:.3f}  "
+                   f"max {stats['max']:.3f}")  # fmt: skip

@@ -166,3 +166,30 @@ def evaluate_verifier(
             for p, flag, r in rows if flag and p.faithful
         ],
     }  # fmt: skip
+
+
+def calibrate(
+    pairs: list[Pair],
+    document_text: str,
+    source: str,
+    similarity: Any = None,
+    thresholds: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.8, 0.9, 1.0),
+) -> dict[str, Any]:
+    """Precision/recall of the verifier across content-coverage thresholds, and the
+    embedding-similarity distribution per corruption (to place ``MIN_SIMILARITY``)."""
+    sweep = []
+    for threshold in thresholds:
+        result = evaluate_verifier(pairs, document_text, source, Verifier(min_coverage=threshold))
+        sweep.append({"min_coverage": threshold, "precision": round(result["precision"], 4),
+                      "recall": round(result["recall"], 4)})  # fmt: skip
+    spread: dict[str, dict[str, float]] = {}
+    if similarity is not None:
+        by_kind: dict[str, list[float]] = {}
+        for pair in pairs:
+            by_kind.setdefault(pair.corruption, []).append(similarity(pair.sentence, pair.quote))
+        for kind, values in by_kind.items():
+            ordered = sorted(values)
+            spread[kind] = {"min": round(ordered[0], 3),
+                            "median": round(ordered[len(ordered) // 2], 3),
+                            "max": round(ordered[-1], 3)}  # fmt: skip
+    return {"coverage_sweep": sweep, "similarity": spread}

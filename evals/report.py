@@ -14,6 +14,7 @@ COLUMNS = (
     ("cases", "n", "{:d}"),
     ("correctness", "correct", "{:.2f}"),
     ("faithfulness", "faithful", "{:.2f}"),
+    ("judge_faithfulness", "judge", "{:.2f}"),
     ("citation_validity", "cites ok", "{:.2f}"),
     ("context_recall", "ctx recall", "{:.2f}"),
     ("refusal_precision", "refuse P", "{:.2f}"),

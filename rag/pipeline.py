@@ -81,6 +81,7 @@ class Pipeline:
         self.lock = threading.RLock()
         # A local LLM is not re-entrant: one generation at a time per process.
         self._backend_lock = threading.Lock()
+        self._judges: dict[str, Any] = {}
         self.chain: Runnable[dict[str, Any], Answer] = (
             RunnableLambda(self._retrieve)
             | RunnableLambda(self._answer)
@@ -241,6 +242,7 @@ class Pipeline:
         evidence = list(dict.fromkeys([*selection.sentences, *state["candidates"][: state["k"]]]))
         evidence = [e for e in evidence if not e.instruction_like]
         backend = make_backend(self.settings, generator)
+        verifier = self._generative_verifier(generator)
         answer = Answer(
             question=state["question"], answer="", refused=False, generator=generator,
             sentences=[], citations=[], evidence=fallback.evidence,
@@ -249,7 +251,7 @@ class Pipeline:
         ids: dict[tuple[str, int], int] = {}
         misses = 0
         with self._backend_lock:
-            stream = generate(backend, state["query"], evidence, turns, self.verifier, documents)
+            stream = generate(backend, state["query"], evidence, turns, verifier, documents)
             try:
                 for checked in stream:
                     if checked.refusal:
@@ -306,6 +308,24 @@ class Pipeline:
             "total": state["retrieve_ms"] + state["answer_ms"] + generate_ms,
         }
         yield answer
+
+    def _generative_verifier(self, generator: str) -> Verifier:
+        """The verifier plus embedding similarity (generated text is not verbatim) and,
+        when enabled, the LLM support check."""
+        embedder = self.retriever.embedder
+        extra = list(self.verifier.extra_checks)
+        if self.settings.llm_support_check:
+            if generator not in self._judges:
+                from rag.judge import LlmJudge
+
+                self._judges[generator] = LlmJudge(self.settings, generator)
+            extra.append(self._judges[generator].check)
+
+        def similarity(sentence: str, quotes: str) -> float:
+            vectors = embedder.embed([sentence, quotes])
+            return float(vectors[0] @ vectors[1])
+
+        return Verifier(extra_checks=extra, similarity=similarity)
 
     def chat(
         self,

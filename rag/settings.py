@@ -104,6 +104,11 @@ class Settings(BaseSettings):
         default=None,
         description="llama-cpp chat format when the GGUF has no template (e.g. gemma).",
     )
+    llm_support_check: bool = Field(
+        default=False,
+        description="Also ask the LLM whether each generated sentence is stated by its "
+        "quotes (slower: one extra LLM call per sentence).",
+    )
     llm_base_url: str = Field(
         default="http://127.0.0.1:8000/v1", description="OpenAI-compatible server URL."
     )

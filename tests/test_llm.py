@@ -167,3 +167,15 @@ def test_unreachable_server_is_a_clear_error(gemma_settings: Settings) -> None:
             served.ask("Where is Annapurna Labs based?", generator="openai")
     finally:
         served.close()
+
+
+def test_llm_support_check_separates_stated_from_contradicted(model_cache_dir: Path) -> None:
+    """The packaged Qwen as judge: P(yes) for a stated fact beats a contradicted one."""
+    from rag.judge import SUPPORT_THRESHOLD, LlmJudge
+
+    settings = load_settings(cache_dir=model_cache_dir, llm_threads=2)
+    judge = LlmJudge(settings, "llama-cpp")
+    quote = ["Unlike Nvidia, Amazon does not sell its chips."]
+    stated = judge.support("Amazon does not sell its chips.", quote)
+    contradicted = judge.support("Amazon sells its chips to other companies.", quote)
+    assert stated > SUPPORT_THRESHOLD > contradicted, (stated, contradicted)
