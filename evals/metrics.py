@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evals.schema import Case
+from rag.bench import percentile
 from rag.text import names, numbers, words
 from rag.types import Citation
 from rag.verify import Verifier, quote_is_exact
@@ -194,14 +195,6 @@ def score_case(
 
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    rank = max(0, min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1))))
-    return ordered[rank]
 
 
 def aggregate(results: Sequence[CaseResult]) -> dict[str, Any]:

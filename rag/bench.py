@@ -125,7 +125,7 @@ def load_questions(path: Path | None = None) -> list[str]:
     return [str(row["question"]) for row in rows]
 
 
-def _percentile(values: list[float], pct: float) -> float:
+def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return 0.0
@@ -171,9 +171,9 @@ def bench_ask(
     return {
         "questions": len(questions),
         "warm_runs": len(latencies),
-        "warm_p50_ms": round(_percentile(latencies, 50), 1),
-        "warm_p95_ms": round(_percentile(latencies, 95), 1),
+        "warm_p50_ms": round(percentile(latencies, 50), 1),
+        "warm_p95_ms": round(percentile(latencies, 95), 1),
         "warm_max_ms": round(max(latencies), 1),
-        "cold_process_s_median": round(_percentile(cold, 50), 2),
+        "cold_process_s_median": round(percentile(cold, 50), 2),
         "cold_process_s_max": round(max(cold), 2),
     }

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from rag.settings import Settings, load_settings
+from tests.helpers import isolated_settings
 
 
 @pytest.fixture(scope="session")
@@ -51,14 +52,11 @@ def embedder(model_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     """The real packaged model, loaded once, with its ONNX twin built in the shared cache."""
     from rag.embedding import SentenceTransformerEmbedder, ensure_onnx_export
 
-    with pytest.MonkeyPatch.context() as patch:
-        for key in list(os.environ):
-            if key.startswith("RAG_"):
-                patch.delenv(key)
-        patch.setenv("RAG_CONFIG", str(tmp_path_factory.getbasetemp() / "no-such-config.toml"))
-        settings = load_settings(
-            data_dir=tmp_path_factory.mktemp("unused-data"), cache_dir=model_cache_dir
-        )
+    settings = isolated_settings(
+        tmp_path_factory.getbasetemp(),
+        data_dir=tmp_path_factory.mktemp("unused-data"),
+        cache_dir=model_cache_dir,
+    )
     model = SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
     ensure_onnx_export(settings, model)
     return model

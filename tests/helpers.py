@@ -12,6 +12,8 @@ import os
 import random
 import subprocess
 import sys
+import time
+import urllib.request
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ import rag.ingest
 from rag import _offline
 from rag.chunking import chunk_document
 from rag.loading import load_file
-from rag.settings import Settings
+from rag.settings import Settings, load_settings
 from rag.store import Index
 from rag.types import Chunk, Document
 
@@ -292,3 +294,34 @@ def assert_index_matches(settings: Settings, files: Mapping[str, Path]) -> Index
         return IndexState(stored=stored, live=live, chunks=expected)
     finally:
         index.close()
+
+
+def isolated_settings(config_dir: Path, **values: object) -> Settings:
+    """Settings built as a clean environment would (no RAG_* variables, no config
+    file), for fixtures wider than one test, where monkeypatch is not available."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("RAG_")}
+    try:
+        for key in saved:
+            del os.environ[key]
+        os.environ["RAG_CONFIG"] = str(config_dir / "no-such-config.toml")
+        return load_settings(**values)
+    finally:
+        os.environ.pop("RAG_CONFIG", None)
+        os.environ.update(saved)
+
+
+def wait_for_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    """Block until ``url`` answers 200; fail with the server's log if it dies or hangs."""
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{url} did not come up:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)

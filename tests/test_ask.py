@@ -19,7 +19,8 @@ from evals.metrics import CorpusFacts, score_case
 from evals.schema import load_suite
 from rag.ingest import ingest
 from rag.pipeline import Conversation, Pipeline, QuestionError, build_pipeline
-from rag.settings import Settings, load_settings
+from rag.settings import Settings
+from tests.helpers import isolated_settings
 
 pytestmark = pytest.mark.slow
 
@@ -35,14 +36,11 @@ ANSWER_KEYS = {
 def corpus_settings(
     tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path, embedder: Any
 ) -> Settings:
-    with pytest.MonkeyPatch.context() as patch:
-        for key in list(os.environ):
-            if key.startswith("RAG_"):
-                patch.delenv(key)
-        patch.setenv("RAG_CONFIG", str(tmp_path_factory.getbasetemp() / "no-config.toml"))
-        settings = load_settings(
-            data_dir=tmp_path_factory.mktemp("ask-data"), cache_dir=model_cache_dir
-        )
+    settings = isolated_settings(
+        tmp_path_factory.getbasetemp(),
+        data_dir=tmp_path_factory.mktemp("ask-data"),
+        cache_dir=model_cache_dir,
+    )
     ingest(settings, embedder=embedder)
     return settings
 

@@ -9,8 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from rag.ingest import ingest
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings, load_settings
 from rag.verify import Verifier
+from tests.helpers import isolated_settings, wait_for_http
 
 pytestmark = pytest.mark.slow
 
@@ -49,19 +48,15 @@ def gemma_settings(
 ) -> Settings:
     from rag.models import gemma_path
 
-    with pytest.MonkeyPatch.context() as patch:
-        for key in list(os.environ):
-            if key.startswith("RAG_"):
-                patch.delenv(key)
-        patch.setenv("RAG_CONFIG", str(tmp_path_factory.getbasetemp() / "no-config.toml"))
-        settings = load_settings(
-            data_dir=tmp_path_factory.mktemp("llm-data"),
-            cache_dir=model_cache_dir,
-            llm_model_path=gemma_path(model_cache_dir),
-            llm_chat_format="gemma",
-            llm_max_tokens=80,
-            llm_context=2048,
-        )
+    settings = isolated_settings(
+        tmp_path_factory.getbasetemp(),
+        data_dir=tmp_path_factory.mktemp("llm-data"),
+        cache_dir=model_cache_dir,
+        llm_model_path=gemma_path(model_cache_dir),
+        llm_chat_format="gemma",
+        llm_max_tokens=80,
+        llm_context=2048,
+    )
     ingest(settings, embedder=embedder)
     return settings
 
@@ -127,17 +122,7 @@ def llm_server(gemma_settings: Settings, tmp_path_factory: pytest.TempPathFactor
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/models", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_for_http(f"{base}/models", server, log, timeout=120)
         yield base
     finally:
         server.terminate()

@@ -7,8 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ from typing import Any
 import pytest
 
 from rag.ingest import ingest
-from rag.settings import load_settings
+from tests.helpers import isolated_settings, wait_for_http
 
 pytestmark = pytest.mark.slow
 
@@ -43,12 +41,9 @@ def app_url(
         pytest.fail("Debian's chromium is missing: apt-get install chromium (make test does)")
     config = str(tmp_path_factory.getbasetemp() / "no-config.toml")
     data_dir = tmp_path_factory.mktemp("ui-data")
-    with pytest.MonkeyPatch.context() as patch:
-        for key in list(os.environ):
-            if key.startswith("RAG_"):
-                patch.delenv(key)
-        patch.setenv("RAG_CONFIG", config)
-        settings = load_settings(data_dir=data_dir, cache_dir=model_cache_dir)
+    settings = isolated_settings(
+        tmp_path_factory.getbasetemp(), data_dir=data_dir, cache_dir=model_cache_dir
+    )
     ingest(settings, embedder=embedder)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
@@ -61,17 +56,7 @@ def app_url(
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the web chat did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_for_http(url, server, log, timeout=90)
         yield url
     finally:
         server.terminate()
