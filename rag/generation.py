@@ -17,6 +17,7 @@ refuse, no LLM is asked.
 
 from __future__ import annotations
 
+import atexit
 import re
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -135,6 +136,17 @@ class LangChainBackend:
 
 
 _BACKENDS: dict[tuple[str, ...], Backend] = {}
+
+
+@atexit.register
+def _close_backends() -> None:
+    # llama-cpp frees its model in __del__, which fails once the interpreter has
+    # torn its modules down; closing while they still exist keeps exit quiet.
+    for backend in _BACKENDS.values():
+        close = getattr(getattr(backend, "llm", None), "close", None)
+        if close is not None:
+            close()
+    _BACKENDS.clear()
 
 
 def make_backend(settings: Settings, generator: str) -> Backend:

@@ -10,6 +10,7 @@ kept); with a server backend it is the answer read as 1 (yes) or 0 (no).
 
 from __future__ import annotations
 
+import atexit
 import math
 import threading
 from collections.abc import Sequence
@@ -45,6 +46,7 @@ class LlmJudge:
             self._llm = Llama(model_path=str(path), n_ctx=2048, n_threads=settings.llm_threads,
                               chat_format=settings.llm_chat_format, logits_all=True,
                               verbose=False, seed=0)  # fmt: skip
+            atexit.register(self._llm.close)  # see generation._close_backends
         else:
             self._backend = make_backend(settings, generator)
 

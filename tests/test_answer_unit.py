@@ -69,7 +69,7 @@ def test_rrf_rewards_agreement_between_rankings() -> None:
         ("When was it launched?", "date"),
         ("In which year did it launch?", "year"),
         ("How much does the Widget 2 cost?", "money"),
-        ("By how much does it reduce the cost?", None),
+        ("By how much does it reduce the cost?", "quantity"),
         ("How many people work there?", "count"),
         ("Where is it built?", "place"),
         ("Where did they get the parts from?", None),
