@@ -37,6 +37,10 @@ from rag.store import (
 from rag.types import Chunk, Document, IngestReport
 
 # progress(stage, done, total): stages are "load", "embed".
+# Chunks embedded per group, in model batches: large groups let the model sort
+# texts by length (less padding); each group's documents commit together, so a
+# killed ingest redoes at most one group.
+GROUP_BATCHES = 32
 Progress = Callable[[str, int, int], None]
 Notify = Callable[[str], None]
 
@@ -272,7 +276,7 @@ def _apply(
         if item is not None:
             group.append(item)
             group_size += len(item[1])
-            if group_size < batch_size * 4:
+            if group_size < batch_size * GROUP_BATCHES:
                 continue
         if not group:
             break
