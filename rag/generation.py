@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from rag.errors import ModelUnavailableError, RagError
 from rag.retrieval import Evidence
 from rag.settings import Settings
-from rag.types import Citation, Dropped
+from rag.types import Dropped
 from rag.verify import Verifier
 
 LLM_GENERATORS = ("llama-cpp", "openai", "ollama")
@@ -234,11 +234,6 @@ class Checked:
     refusal: bool = False
 
 
-def _citation(evidence: Evidence, cid: int) -> Citation:
-    return Citation(cid, evidence.source, evidence.title, evidence.page, evidence.quote,
-                    evidence.start, evidence.end)  # fmt: skip
-
-
 def check_sentence(
     raw: str,
     evidence: Sequence[Evidence],
@@ -264,7 +259,7 @@ def check_sentence(
     attempts += [[a, b] for i, a in enumerate(usable) for b in usable[i + 1 :]]
     reasons: tuple[str, ...] = ("cites nothing",)
     for attempt in attempts:
-        verdict = verifier.check(text, [_citation(e, i + 1) for i, e in enumerate(attempt)],
+        verdict = verifier.check(text, [e.citation(i + 1) for i, e in enumerate(attempt)],
                                  documents)  # fmt: skip
         if verdict.ok:
             return Checked(text, tuple(attempt))

@@ -136,15 +136,7 @@ class Pipeline:
             citations: list[Citation] = []
             dropped: list[Dropped] = []
             for chosen in selection.sentences:
-                citation = Citation(
-                    id=len(citations) + 1,
-                    source=chosen.source,
-                    title=chosen.title,
-                    page=chosen.page,
-                    quote=chosen.quote,
-                    start=chosen.start,
-                    end=chosen.end,
-                )
+                citation = chosen.citation(len(citations) + 1)
                 text = " ".join(chosen.quote.split())
                 verdict = self.verifier.check(text, [citation], documents)
                 if verdict.ok:
@@ -268,10 +260,7 @@ class Pipeline:
                         key = (chosen.source, chosen.start)
                         if key not in ids:
                             ids[key] = len(answer.citations) + 1
-                            answer.citations.append(Citation(
-                                ids[key], chosen.source, chosen.title, chosen.page, chosen.quote,
-                                chosen.start, chosen.end,
-                            ))  # fmt: skip
+                            answer.citations.append(chosen.citation(ids[key]))
                         cited.append(ids[key])
                     answer.sentences.append(AnswerSentence(checked.text, tuple(cited)))
                     answer.answer = " ".join(s.text for s in answer.sentences)

@@ -21,7 +21,7 @@ from rag.embedding import Embedder
 from rag.safety import looks_like_instruction
 from rag.store import Index
 from rag.text import content_tokens
-from rag.types import Chunk, Document
+from rag.types import Chunk, Citation, Document
 
 RRF_K = 60
 
@@ -45,6 +45,10 @@ class Evidence:
     score: float = 0.0  # fused (RRF) score, higher is better
     dense: float = 0.0  # cosine similarity of question and sentence window
     lexical: float = 0.0  # BM25 score
+
+    def citation(self, cid: int) -> Citation:
+        """This sentence as citation number ``cid`` of an answer."""
+        return Citation(cid, self.source, self.title, self.page, self.quote, self.start, self.end)
 
     def to_json(self) -> dict[str, object]:
         return {
