@@ -22,7 +22,7 @@ def _thresholds(**given: float | None) -> dict[str, float]:
 @click.argument("suites", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--generator",
-    type=click.Choice(["extractive"]),
+    type=click.Choice(["extractive", "llama-cpp", "openai", "ollama"]),
     default=None,
     help="Answer generator to evaluate (default: settings).",
 )
