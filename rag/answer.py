@@ -30,7 +30,16 @@ from rag.question import (
     mentions_attribute,
 )
 from rag.retrieval import CorpusView, Evidence
-from rag.text import NEGATIONS, content_tokens, names, numbers, stem, words
+from rag.text import (
+    NEGATIONS,
+    ORDINALS,
+    content_tokens,
+    names,
+    number_ordinals,
+    numbers,
+    stem,
+    words,
+)
 
 REFUSAL = "The documents don't say."
 
@@ -116,6 +125,18 @@ def _corrects_premise(analysis: QuestionAnalysis, evidence: Evidence) -> bool:
     return bool(multipliers and question_times and quote_times and not multipliers & quoted_numbers)
 
 
+def _ordinal_clash(analysis: QuestionAnalysis, quote: str) -> str:
+    """ "When did the second version come out?" against "The first chip came in 2020,
+    followed by a second version": the figure belongs to another thing."""
+    asked = {w.lower() for w in words(analysis.text)} & ORDINALS
+    if not asked:
+        return ""
+    for value, ordinal in number_ordinals(quote).items():
+        if ordinal not in asked:
+            return f"its {value} belongs to the {ordinal}, not the {'/'.join(sorted(asked))}"
+    return ""
+
+
 def _names_covered(analysis: QuestionAnalysis, evidence: Evidence) -> bool:
     """Every name in the question appears in the sentence, its heading or its context."""
     if not analysis.names:
@@ -159,6 +180,8 @@ def score(
             reason = "does not mention " + ", ".join(sorted(analysis.names))
         elif not has_answer_type(analysis.answer_type, evidence.quote, analysis.names):
             reason = f"holds no {analysis.answer_type}"
+        elif analysis.answer_type and (clash := _ordinal_clash(analysis, evidence.quote)):
+            reason = clash
         else:
             missing = [
                 g for g in analysis.attributes

@@ -141,6 +141,45 @@ def names(text: str, skip_first: bool = False) -> set[str]:
 # Capitalised only because they open a sentence; never taken for names.
 _COMMON_SENTENCE_STARTERS = frozenset(
     """
-    instead even unlike although however yes also many most some each every both ai
+    instead even unlike although however yes no also many most some each every both ai
     """.split()
 )
+
+
+ORDINALS = frozenset(
+    """
+    first second third fourth fifth sixth seventh eighth ninth tenth last latest newest
+    previous next original earlier later final
+    """.split()
+)
+
+
+def number_ordinals(text: str, window: int = 8) -> dict[str, str]:
+    """For each number in ``text``, the nearest ordinal word ("first", "newest", ...)
+    within ``window`` words: which of several things a figure belongs to.
+
+    "The first Trainium chip came in 2020, followed by a faster second version"
+    gives {"2020": "first"}; a comma between them counts as two extra words.
+    """
+    tokens = re.findall(r"[\w%$.'’-]+|,", text)
+    positions: list[tuple[int, str]] = []
+    ordinals: list[tuple[int, str]] = []
+    pos = 0
+    previous = ""
+    for token in tokens:
+        pos += 3 if token == "," else 1
+        lowered = token.lower()
+        if lowered in ORDINALS:
+            ordinals.append((pos, lowered))
+        elif token != "," and not (
+            token.isdigit() and previous[:1].isupper() and previous.lower() not in STOPWORDS
+        ):  # "Trainium 3" is a name, not a figure
+            for value in numbers(token):
+                positions.append((pos, value))
+        previous = token
+    found: dict[str, str] = {}
+    for where, value in positions:
+        near = [(abs(where - at), word) for at, word in ordinals if abs(where - at) <= window]
+        if near:
+            found[value] = min(near)[1]
+    return found

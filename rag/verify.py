@@ -19,7 +19,16 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from rag.text import NEGATIONS, content_tokens, months, names, numbers, stem, words
+from rag.text import (
+    NEGATIONS,
+    content_tokens,
+    months,
+    names,
+    number_ordinals,
+    numbers,
+    stem,
+    words,
+)
 from rag.types import Citation
 
 # Calibrated with `rag eval --calibrate` on the corrupted-answer set (220 pairs):
@@ -95,6 +104,11 @@ class Verifier:
         missing_numbers = numbers(sentence) - numbers(quotes)
         if missing_numbers:
             reasons.append("numbers not in the quotes: " + ", ".join(sorted(missing_numbers)))
+        quoted_ordinals = number_ordinals(quotes)
+        for value, ordinal in number_ordinals(sentence).items():
+            other = quoted_ordinals.get(value)
+            if other is not None and other != ordinal:
+                reasons.append(f"{value} belongs to the {other}, not the {ordinal}, in the quotes")
         missing_months = months(sentence) - months(quotes)
         if missing_months:
             reasons.append("dates not in the quotes: " + ", ".join(sorted(missing_months)))

@@ -209,3 +209,36 @@ def test_verifier_requires_a_citation() -> None:
 
 def test_refusal_text_says_the_documents_do_not_say() -> None:
     assert "documents don't say" in REFUSAL
+
+
+def test_a_figure_stays_with_the_thing_it_belongs_to() -> None:
+    from rag.text import number_ordinals
+
+    text = "The first pump came in 2020, followed by a faster second model."
+    assert number_ordinals(text) == {"2020": "first"}
+    assert number_ordinals("Widget 3 is the newest model.") == {}  # a name, not a figure
+    citation = Citation(1, "p.md", "P", None, text, 0, len(text))
+    wrong = Verifier().check("The second pump came in 2020.", [citation], {"p.md": text})
+    assert not wrong.ok and "belongs to the first" in wrong.reasons[0]
+    assert Verifier().check("The first pump came in 2020.", [citation], {"p.md": text}).ok
+
+
+def test_question_about_another_ordinal_is_refused() -> None:
+    doc = load_text("The first pump came in 2020, followed by a faster second model.\n",
+                    source="p.md")  # fmt: skip
+    chunk = sentence_windows(doc, 1)[0]
+    evidence = Evidence(
+        chunk_id=chunk.id, source="p.md", title="P", quote=chunk.text, start=chunk.start,
+        end=chunk.end, heading="", context="", ordinal=0, page=None, dense=0.9,
+    )  # fmt: skip
+
+    class View(FakeView):
+        def neighbours(self, evidence: Evidence, before: int, after: int) -> list[Evidence]:
+            return []
+
+        def document_frequency(self, term: str) -> int:
+            return 1
+
+    view = View()
+    assert select("In which year did the second model come out?", [evidence], view).refused  # type: ignore[arg-type]
+    assert not select("In which year did the first pump come out?", [evidence], view).refused  # type: ignore[arg-type]
