@@ -34,8 +34,11 @@ from rag.types import Citation
 # Calibrated with `rag eval --calibrate` on the corrupted-answer set (220 pairs):
 # coverage thresholds from 0.5 to 0.8 all keep precision and recall at 1.0 there;
 # below 0.5 wrong-quote pairs slip through, above 0.8 faithful paraphrases are
-# flagged. 0.65 is the middle of that plateau.
-MIN_CONTENT_COVERAGE = 0.65
+# flagged. We take the strict end of that plateau: a sentence dropped by mistake
+# costs fluency (the extractive answer stands in), one kept by mistake costs trust.
+# (At 0.65, Qwen's "AWS makes money from its custom silicon through its subsidiary
+# Annapurna Labs" passed on 70% coverage.)
+MIN_CONTENT_COVERAGE = 0.8
 # Embedding similarity of a sentence and its quotes: on the same set faithful pairs
 # go as low as 0.26 (a short claim against a long quote), so the gate sits just
 # under that; it only catches sentences about something else entirely.
