@@ -171,3 +171,13 @@ def test_suite_meets_its_gate(
     assert result.passed, report.text_report(run)
     assert run["summary"]["faithfulness"] == 1.0
     assert run["summary"]["hallucinations"] == 0
+
+
+def test_eval_cli_refuses_an_llm_judge_without_an_llm() -> None:
+    from click.testing import CliRunner
+
+    from rag.cli import cli
+
+    result = CliRunner().invoke(cli, ["eval", "--judge", "llm", "--no-verifier"])
+    assert result.exit_code != 0
+    assert "--generator llama-cpp" in str(result.exception or result.output)

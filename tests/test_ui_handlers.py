@@ -137,3 +137,31 @@ def test_cli_ingest_elsewhere_becomes_searchable_without_restart(
     ingest(service.settings, [extra], embedder=embedder)  # as `rag ingest` would
     *_, (markdown, _answer) = service.respond("What does the Quux reactor run on?", Session())
     assert "seawater" in markdown
+
+
+@pytest.mark.slow
+def test_llm_answers_stream_verified_sentences_into_the_chat(
+    service: ChatService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag.generation as generation
+
+    class Scripted:
+        name = "scripted"
+
+        def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
+            yield from iter(
+                "Annapurna Labs is in Austin, Texas [1]. Its CEO is Jane Roe [1]. "
+                "Amazon bought Annapurna Labs in 2015 [2]."
+            )
+
+    monkeypatch.setattr(generation, "make_backend", lambda settings, name: Scripted())
+    session = Session()
+    frames = list(service.respond("Where is Annapurna Labs based?", session,
+                                  generator="llama-cpp"))  # fmt: skip
+    markdowns = [markdown for markdown, _ in frames]
+    assert "Austin" in markdowns[0] and "2015" not in markdowns[0]  # one sentence first
+    final = frames[-1][1]
+    assert final.generator == "llama-cpp"
+    assert "Jane Roe" not in markdowns[-1]
+    assert [d.text for d in final.dropped] == ["Its CEO is Jane Roe."]
+    assert service.citation_choices(session), "the sources panel gets the citations"
