@@ -272,7 +272,11 @@ def _open_pipeline(settings: Settings) -> Any:
     from rag.ingest import ensure_index
     from rag.pipeline import build_pipeline
 
-    ensure_index(settings, notify=echo_err)
+    progress = CliProgress(enabled=sys.stderr.isatty())
+    try:
+        ensure_index(settings, notify=echo_err, progress=progress)
+    finally:
+        progress.close()
     return build_pipeline(settings)
 
 

@@ -369,11 +369,13 @@ def remove_document(settings: Settings, source: str, wait: bool = True) -> int:
             index.close()
 
 
-def ensure_index(settings: Settings, notify: Notify | None = None) -> bool:
+def ensure_index(
+    settings: Settings, notify: Notify | None = None, progress: Progress = _quiet
+) -> bool:
     """Build the index from the default corpus if there is none. True if it built one."""
     if read_pointer(settings.data_dir) is not None:
         return False
     if notify:
         notify(f"No index in {settings.data_dir} yet: building it from {settings.corpus_dir}...")
-    ingest(settings, notify=notify)
+    ingest(settings, notify=notify, progress=progress)
     return True

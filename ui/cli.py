@@ -30,14 +30,7 @@ def ui(
     check_exposure(settings.ui_host, settings.ui_auth, no_auth)
     progress = CliProgress(enabled=sys.stderr.isatty())
     try:
-        from rag.ingest import ingest as run_ingest
-        from rag.store import read_pointer
-
-        if read_pointer(settings.data_dir) is None:
-            echo_err(f"No index yet: building it from {settings.corpus_dir}...")
-            run_ingest(settings, progress=progress, notify=echo_err)
-        else:
-            ensure_index(settings, notify=echo_err)
+        ensure_index(settings, notify=echo_err, progress=progress)
     finally:
         progress.close()
     echo_err(f"Web chat on http://{settings.ui_host}:{settings.ui_port} (Ctrl+C to stop)")
