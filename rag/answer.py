@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from rag.question import (
     QuestionAnalysis,
     analyze,
+    defines,
     has_answer_type,
     is_role_question,
     mentions_attribute,
@@ -33,6 +34,7 @@ from rag.retrieval import CorpusView, Evidence
 from rag.text import (
     NEGATIONS,
     ORDINALS,
+    WH_WORDS,
     content_tokens,
     names,
     number_ordinals,
@@ -47,6 +49,7 @@ REFUSAL = "The documents don't say."
 MIN_RELEVANCE = 0.22
 MIN_DENSE_ALONE = 0.5
 SECOND_SENTENCE_RATIO = 0.92
+DEFINITION_BONUS = 0.3  # "What is X?": "chips called X" beats a sentence that uses X
 _PRONOUN_START = re.compile(r"^(?:it|its|they|their|them|this|these|those|he|she)\b", re.I)
 
 
@@ -171,11 +174,15 @@ def score(
                 history_terms, evidence, view
             )
         relevance = 0.6 * dense + 0.4 * coverage
+        if analysis.defines and defines(analysis.defines, evidence.quote):
+            relevance += DEFINITION_BONUS
         reason = ""
         if evidence.instruction_like:
             reason = "reads as an instruction to an AI (possible prompt injection)"
-        elif evidence.is_heading and len(words(evidence.quote)) < 6:
-            reason = "a short heading, not a statement"
+        elif evidence.is_heading and (
+            len(words(evidence.quote)) < 6 or words(evidence.quote)[0].lower() in WH_WORDS
+        ):
+            reason = "a heading, not a statement"
         elif not _names_covered(analysis, evidence):
             reason = "does not mention " + ", ".join(sorted(analysis.names))
         elif not has_answer_type(analysis.answer_type, evidence.quote, analysis.names):

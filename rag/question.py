@@ -82,6 +82,12 @@ class QuestionAnalysis:
     names: frozenset[str]  # capitalised names in the question
     numbers: frozenset[str]
     yes_no: bool
+    defines: str = ""  # X in "What is X?": a sentence that defines X is preferred
+
+
+_DEFINITION = re.compile(
+    r"^(?:what|who)\s+(?:is|are|was|were)\s+(?:an?\s+|the\s+)?([\w’' -]{2,40}?)\s*\??$", re.I
+)
 
 
 def analyze(question: str) -> QuestionAnalysis:
@@ -117,7 +123,15 @@ def analyze(question: str) -> QuestionAnalysis:
         lowered,
     ):
         answer_type = "place"
-    elif first == "who" or re.search(r"\bwho (is|was|are|were|did|does)\b", lowered):
+    elif (
+        first == "who"
+        or re.search(r"\bwho (is|was|are|were|did|does)\b", lowered)
+        or re.search(
+            r"\b(which|what) "
+            r"(company|companies|firm|firms|organi[sz]ations?|person|people|brand)\b",
+            lowered,
+        )
+    ):
         answer_type = "name"
     attributes = tuple(group for group in ATTRIBUTES if group & stems)
     yes_no = first in {
@@ -131,6 +145,7 @@ def analyze(question: str) -> QuestionAnalysis:
         names=frozenset(names(question, skip_first=True)),
         numbers=frozenset(numbers(question)),
         yes_no=yes_no,
+        defines=(m.group(1) if (m := _DEFINITION.match(question.strip())) else ""),
     )
 
 
@@ -215,3 +230,17 @@ def resolve_followup(question: str, history: list[str]) -> str:
     # Keep the question's own words first (they carry the answer type) and add
     # the earlier question, which carries the subject the pronoun stands for.
     return f"{question} ({previous})"
+
+
+def defines(term: str, sentence: str) -> bool:
+    """Does ``sentence`` define ``term`` ("chips called Trainium", "Inferentia chips (for
+    ...)", "Bedrock, a platform", "Trainium is ...")?"""
+    if not term:
+        return False
+    t = re.escape(term.strip())
+    return bool(
+        re.search(rf"\b(?:called|named|known as)\s+{t}\b", sentence, re.I)
+        # One word may sit between ("Inferentia chips ("), but not a number:
+        # "Trainium 3 is new" is about Trainium 3, not Trainium.
+        or re.search(rf"\b{t}(?:\s+[A-Za-z][\w-]*)?\s*(?:,|\(|\bis\b|\bare\b|:)", sentence, re.I)
+    )

@@ -66,6 +66,25 @@ def words(text: str) -> list[str]:
 
 _STEMMER = snowballstemmer.stemmer("english")
 
+# Irregular past forms, so "bought" matches "buy" (Porter leaves them alone).
+_IRREGULAR = {
+    past: base
+    for base, forms in {
+        "be": "was were been", "begin": "began begun", "break": "broke broken",
+        "bring": "brought", "build": "built", "buy": "bought", "catch": "caught",
+        "choose": "chose chosen", "come": "came", "cost": "cost", "do": "did done",
+        "drive": "drove driven", "fall": "fell fallen", "find": "found", "get": "got gotten",
+        "give": "gave given", "go": "went gone", "grow": "grew grown", "have": "had",
+        "hold": "held", "keep": "kept", "know": "knew known", "lead": "led", "leave": "left",
+        "lose": "lost", "make": "made", "mean": "meant", "meet": "met", "pay": "paid",
+        "rise": "rose risen", "run": "ran", "say": "said", "see": "saw seen",
+        "sell": "sold", "send": "sent", "set": "set", "show": "shown", "spend": "spent",
+        "stand": "stood", "take": "took taken", "teach": "taught", "tell": "told",
+        "think": "thought", "win": "won", "write": "wrote written",
+    }.items()
+    for past in forms.split()
+}  # fmt: skip
+
 
 @lru_cache(maxsize=50_000)
 def stem(word: str) -> str:
@@ -76,7 +95,7 @@ def stem(word: str) -> str:
     w = w.lower()
     if w.endswith("'s"):
         w = w[:-2]
-    return str(_STEMMER.stemWord(w))
+    return str(_STEMMER.stemWord(_IRREGULAR.get(w, w)))
 
 
 def content_tokens(text: str) -> list[str]:

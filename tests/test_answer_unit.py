@@ -242,3 +242,20 @@ def test_question_about_another_ordinal_is_refused() -> None:
     view = View()
     assert select("In which year did the second model come out?", [evidence], view).refused  # type: ignore[arg-type]
     assert not select("In which year did the first pump come out?", [evidence], view).refused  # type: ignore[arg-type]
+
+
+def test_irregular_verbs_match_their_base_form() -> None:
+    from rag.text import content_tokens
+
+    assert content_tokens("Amazon bought it") == content_tokens("Amazon buys it")
+    assert analyze("Which company did Amazon buy?").answer_type == "name"
+
+
+def test_definition_questions_prefer_the_defining_sentence() -> None:
+    from rag.question import defines
+
+    assert analyze("What is Trainium?").defines == "Trainium"
+    assert defines("Trainium", "Amazon builds its own AI chips called Trainium.")
+    assert defines("Inferentia", "Inferentia chips (for running AI models)")
+    assert not defines("Trainium", "Even though Trainium 3 is new, work goes on.")
+    assert not defines("Trainium", "AWS uses Trainium chips in its data centres.")
