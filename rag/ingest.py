@@ -28,6 +28,7 @@ from rag.errors import IndexCorruptError, IngestBusyError, InputError
 from rag.loading import LoadError, is_supported, load_file
 from rag.settings import Settings
 from rag.store import (
+    DocumentRecord,
     Index,
     new_generation_name,
     read_pointer,
@@ -135,8 +136,9 @@ def embed_hash(chunk: Chunk) -> str:
 
 
 def _unique_source(
-    index: Index, file: SourceFile, taken: set[str], by_path: Mapping[str, str]
-) -> str:
+    known: Mapping[str, DocumentRecord], file: SourceFile, taken: set[str],
+    by_path: Mapping[str, str],
+) -> str:  # fmt: skip
     """Keep sources unique when two roots hold the same relative path.
 
     A file already in the index keeps its source when reached through another root
@@ -146,8 +148,8 @@ def _unique_source(
     if indexed is not None and indexed not in taken:
         return indexed
     source = file.source
-    doc = index.document(source) if source not in taken else None
-    if source not in taken and (doc is None or doc.path in ("", str(file.path.resolve()))):
+    record = known.get(source)
+    if source not in taken and (record is None or record.path in ("", str(file.path.resolve()))):
         return source
     return f"{file.path.resolve().parent.name}/{source}"
 
@@ -226,7 +228,7 @@ def _run(
     max_bytes = int(settings.max_file_mb * 1_000_000)
     for n, file in enumerate(files, start=1):
         progress("load", n, len(files))
-        source = _unique_source(index, file, taken, by_path)
+        source = _unique_source(known, file, taken, by_path)
         taken.add(source)
         try:
             doc = load_file(file.path, source, max_bytes=max_bytes)
@@ -324,8 +326,8 @@ def _apply_group(
 
     for doc, chunks in group:
         new_ids = {c.id for c in chunks}
-        before = index.live_chunk_ids(doc.source)
-        retired = index.commit_document(doc, chunks, [hashes[c.id] for c in chunks])
+        before = index.commit_document(doc, chunks, [hashes[c.id] for c in chunks])
+        retired = before - new_ids
         index.delete_vectors(retired)
         stored.difference_update(retired)
         report.chunks_added += len(new_ids - before)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 from rag.errors import RagError
@@ -281,6 +280,3 @@ def load_text(text: str, source: str, title: str = "", kind: str = "txt") -> Doc
         kind=kind,
         body_start=body_start,
     )
-
-
-Loader = Callable[[Path, str], Document]

@@ -313,12 +313,6 @@ class Index:
                 return ids
             offset += page
 
-    def present(self, ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for batch in _batches(list(ids), 5000):
-            found.update(self.collection.get(ids=batch, include=[])["ids"])
-        return found
-
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         for batch in _batches(list(ids), 2000):
@@ -367,8 +361,8 @@ class Index:
     ) -> set[str]:
         """Make ``chunks`` the document's live chunks in one transaction.
 
-        Returns the ids that were live before and are not now: the caller deletes
-        them from Chroma after this commit (a crash in between leaves only
+        Returns the ids that were live before. Those no longer live are the caller's
+        to delete from Chroma after this commit (a crash in between leaves only
         harmless, ignored leftovers).
         """
         before = self.live_chunk_ids(doc.source)
@@ -402,7 +396,7 @@ class Index:
                 ],
             )
             self._bump_revision()
-        return before - {c.id for c in chunks}
+        return before
 
     def forget_document(self, source: str) -> set[str]:
         """Drop a document from the manifest; returns its chunk ids for Chroma deletion."""
