@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rag.question import (
     QuestionAnalysis,
@@ -291,6 +291,4 @@ def select(
 
 
 def _without_context(evidence: Evidence) -> Evidence:
-    from dataclasses import replace
-
     return replace(evidence, heading="", context="")

@@ -86,8 +86,8 @@ def build_app(service: ChatService) -> Any:
         return [], session, gr.update(choices=[], value=None, visible=False), "", ""
 
     def documents() -> tuple[Any, Any]:
-        sources = service.sources()
-        return service.documents(), gr.update(choices=sources, value=None)
+        table = service.documents()
+        return table, gr.update(choices=[str(row[1]) for row in table], value=None)
 
     # Gradio injects progress tracking through this default; it must be a call.
     def upload(files: list[Any] | None, progress: Any = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
