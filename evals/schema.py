@@ -17,6 +17,12 @@ A suite is a YAML (or JSON) file::
         forbidden: []                    # must never appear in the answer
         expect_refusal: null             # default from kind (see REFUSING_KINDS)
         reference: null                  # optional reference answer (exports)
+        document: null                   # optional: the corpus file the case is about
+        tags: []                         # optional: question form (who, table, yes_no...)
+
+A suite may also ``include`` case files (relative paths): each holds a list of
+cases, or a mapping with a ``cases`` list. ``split`` (e.g. dev / test) is shown in
+reports so that figures tuned on are never mistaken for held-out ones.
 
 A JSONL file of cases (one object per line) is a suite with no corpus of its own.
 """
@@ -60,6 +66,8 @@ class Case:
     forbidden: tuple[str, ...] = ()
     expect_refusal: bool | None = None
     reference: str | None = None
+    document: str | None = None
+    tags: tuple[str, ...] = ()
 
     @property
     def should_refuse(self) -> bool | None:
@@ -89,6 +97,7 @@ class Suite:
     claims: list[Claim] = field(default_factory=list)
     thresholds: dict[str, float] = field(default_factory=dict)
     description: str = ""
+    split: str = ""
 
 
 def _case(raw: dict[str, Any], where: str) -> Case:
@@ -111,6 +120,8 @@ def _case(raw: dict[str, Any], where: str) -> Case:
             forbidden=tuple(str(f) for f in raw.get("forbidden") or []),
             expect_refusal=raw.get("expect_refusal"),
             reference=raw.get("reference"),
+            document=raw.get("document"),
+            tags=tuple(str(t) for t in raw.get("tags") or []),
         )
     except KeyError as exc:
         raise SuiteError(f"{where}: missing field {exc.args[0]!r}") from None
@@ -131,9 +142,14 @@ def load_suite(path: Path) -> Suite:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise SuiteError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
-        raise SuiteError(f"{path}: a suite needs a 'cases' list")
+    if not isinstance(data, dict) or not isinstance(
+        data.get("cases", [] if data.get("include") else None), list
+    ):
+        raise SuiteError(f"{path}: a suite needs a 'cases' list (or 'include' of case files)")
+    data.setdefault("cases", [])
     cases = [_case(raw, f"{path.name} case {i + 1}") for i, raw in enumerate(data["cases"])]
+    for included in data.get("include") or []:
+        cases += load_case_file(path.parent / included)
     ids = [c.id for c in cases]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
@@ -160,7 +176,22 @@ def load_suite(path: Path) -> Suite:
         claims=claims,
         thresholds=thresholds,
         description=str(data.get("description") or ""),
+        split=str(data.get("split") or ""),
     )
+
+
+def load_case_file(path: Path) -> list[Case]:
+    """The cases of an included file: a YAML list of cases, or ``{cases: [...]}``."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SuiteError(f"cannot read case file {path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"{path}: not valid YAML ({exc})") from exc
+    rows = data.get("cases") if isinstance(data, dict) else data
+    if not isinstance(rows, list):
+        raise SuiteError(f"{path}: a case file holds a list of cases")
+    return [_case(raw, f"{Path(path).name} case {i + 1}") for i, raw in enumerate(rows)]
 
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
