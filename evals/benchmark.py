@@ -17,10 +17,9 @@ from collections import Counter
 from functools import cache
 from pathlib import Path
 
-from evals.schema import ANSWERING_KINDS, REFUSING_KINDS, Case, load_case_file
+from evals.schema import ANSWERING_KINDS, BENCHMARK_DIR, REFUSING_KINDS, Case, load_case_file
 from rag.loading import load_file
 
-BENCHMARK_DIR = Path(__file__).resolve().parent / "benchmark"
 SPLITS = ("dev", "test")
 
 
@@ -85,7 +84,9 @@ def check(paths: list[Path]) -> int:
         if count > 1:
             bad += 1
             print(f"duplicate id {case_id} ({count} times)")
-    print(f"{sum(kinds.values())} cases: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
+    print(
+        f"{sum(kinds.values())} cases: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+    )
     print("tags: " + ", ".join(f"{k} {n}" for k, n in sorted(tags.items())))
     return bad
 

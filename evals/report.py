@@ -25,6 +25,10 @@ COLUMNS = (
 )
 
 
+# The terminal report lists this many failing cases per suite; the files list all.
+MAX_LISTED_FAILURES = 25
+
+
 def _cell(value: Any, fmt: str) -> str:
     return "-" if value is None else fmt.format(value)
 
@@ -46,7 +50,17 @@ def table(run: dict[str, Any]) -> str:
 
 def text_report(run: dict[str, Any]) -> str:
     out = [f"Suite {run['suite']} ({run['generator']}): {run['summary']['passed']}/"
-           f"{run['summary']['cases']} cases passed", table(run)]  # fmt: skip
+           f"{run['summary']['cases']} cases passed"]  # fmt: skip
+    split = run.get("split")
+    if split:
+        note = {"test": "held out: never tuned on", "dev": "tuned on"}.get(split, "")
+        out.append(f"Split: {split}" + (f" ({note})" if note else ""))
+    if run.get("documents"):
+        out.append("Documents: " + ", ".join(run["documents"]))
+    out.append(table(run))
+    for name, figures in (run.get("by_document") or {}).items():
+        right = round(figures["correctness"] * figures["cases"])
+        out.append(f"  {name}: {right}/{figures['cases']} right")
     if run["claims"]:
         covered = sum(c["covered"] for c in run["claims"])
         answered = sum(c["answered"] for c in run["claims"])
@@ -55,11 +69,16 @@ def text_report(run: dict[str, Any]) -> str:
         if missed:
             out.append("  answered wrong: " + ", ".join(missed))
     failing = [c for c in run["cases"] if not c["passed"]]
-    for case in failing:
+    for case in failing[:MAX_LISTED_FAILURES]:
         out.append(f"FAIL {case['id']} [{case['kind']}] {case['question']}")
         out.append(f"     -> {case['answer']['answer'][:160]}")
         for reason in case["reasons"]:
             out.append(f"     - {reason}")
+    if len(failing) > MAX_LISTED_FAILURES:
+        out.append(
+            f"... and {len(failing) - MAX_LISTED_FAILURES} more failing cases "
+            "(all of them are in the JSON / HTML report: --out DIR)"
+        )
     gate = "PASSED" if run["passed"] else "FAILED: " + "; ".join(run["gate_failures"])
     out.append(f"Gate {gate}")
     return "\n".join(out)

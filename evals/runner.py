@@ -31,6 +31,8 @@ class SuiteResult:
     by_kind: dict[str, dict[str, Any]] = field(default_factory=dict)
     claims: list[dict[str, Any]] = field(default_factory=list)
     gate_failures: list[str] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)
+    by_document: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -40,12 +42,15 @@ class SuiteResult:
         return {
             "suite": self.suite.name,
             "path": str(self.suite.path),
+            "split": self.suite.split,
+            "documents": self.documents,
             "generator": self.generator,
             "thresholds": self.thresholds,
             "passed": self.passed,
             "gate_failures": self.gate_failures,
             "summary": self.summary,
             "by_kind": self.by_kind,
+            "by_document": self.by_document,
             "claims": self.claims,
             "cases": [r.to_json() for r in self.results],
         }
@@ -68,11 +73,16 @@ def claim_coverage(suite: Suite, results: list[CaseResult]) -> list[dict[str, An
 
 
 def summarise(suite: Suite, generator: str, results: list[CaseResult],
-              thresholds: dict[str, float]) -> SuiteResult:  # fmt: skip
-    outcome = SuiteResult(suite, generator, results, thresholds)
+              thresholds: dict[str, float], documents: list[str] | None = None,
+              ) -> SuiteResult:  # fmt: skip
+    outcome = SuiteResult(suite, generator, results, thresholds, documents=documents or [])
     outcome.summary = aggregate(results)
     kinds = sorted({r.case.kind for r in results})
     outcome.by_kind = {k: aggregate([r for r in results if r.case.kind == k]) for k in kinds}
+    named = sorted({r.case.document for r in results if r.case.document})
+    outcome.by_document = {
+        d: aggregate([r for r in results if r.case.document == d]) for d in named
+    }
     outcome.claims = claim_coverage(suite, results)
     outcome.gate_failures = check_gate(outcome.summary, thresholds)
     return outcome
@@ -113,4 +123,4 @@ def run_suite(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     merged = {**suite.thresholds, **(thresholds or {})}
-    return summarise(suite, settings.generator, results, merged)
+    return summarise(suite, settings.generator, results, merged, sorted(documents))

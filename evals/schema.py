@@ -195,4 +195,6 @@ def load_case_file(path: Path) -> list[Case]:
 
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
-DEFAULT_SUITES = (SUITES_DIR / "trainium.yaml", SUITES_DIR / "injection.yaml")
+BENCHMARK_DIR = Path(__file__).resolve().parent / "benchmark"
+BENCHMARK_SUITES = (BENCHMARK_DIR / "dev.yaml", BENCHMARK_DIR / "test.yaml")
+DEFAULT_SUITES = (SUITES_DIR / "trainium.yaml", SUITES_DIR / "injection.yaml", *BENCHMARK_SUITES)

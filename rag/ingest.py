@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock, Timeout
 
-from rag.chunking import sentence_windows
+from rag.chunking import CHUNKER_VERSION, sentence_windows
 from rag.embedding import Embedder, SentenceTransformerEmbedder, ensure_onnx_export
 from rag.errors import IndexCorruptError, IngestBusyError, InputError
 from rag.loading import LoadError, is_supported, load_file
@@ -109,7 +109,7 @@ def discover(paths: Sequence[Path], report: IngestReport) -> list[SourceFile]:
 
 def _embed_texts(chunk: Chunk) -> tuple[str, str]:
     """The sentence alone, and the sentence in its window (heading, previous sentence)."""
-    sentence = " ".join(chunk.text.split())
+    sentence = chunk.search_text
     window = "\n".join(p for p in (chunk.heading, chunk.context, sentence) if p)
     return sentence, window
 
@@ -167,7 +167,8 @@ def ingest(
 ) -> IngestReport:
     """Bring the index in line with ``paths`` (default: the bundled corpus)."""
     started = time.perf_counter()
-    roots = [Path(p).expanduser() for p in (paths or [settings.corpus_dir])]
+    # ``[]`` (unlike None) ingests no files: only the re-chunking of a stale index.
+    roots = [Path(p).expanduser() for p in (paths if paths is not None else [settings.corpus_dir])]
     report = IngestReport()
     if embedder is None:
         embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
@@ -223,6 +224,7 @@ def _run(
     damaged_sources = index.sources_of(live - stored)
 
     plan: list[tuple[Document, list[Chunk]]] = []
+    rechunk = index.needs_rechunk
     taken: set[str] = set()
     by_path = {d.path: d.source for d in known.values() if d.path}
     max_bytes = int(settings.max_file_mb * 1_000_000)
@@ -237,11 +239,30 @@ def _run(
             continue
         report.files += 1
         old = known.get(source)
-        if old and old.content_hash == doc.content_hash and source not in damaged_sources:
+        if (
+            old
+            and old.content_hash == doc.content_hash
+            and source not in damaged_sources
+            and not rechunk
+        ):
             report.documents_unchanged += 1
             report.chunks_unchanged += old.chunks
             continue
         plan.append((doc, sentence_windows(doc, settings.context_sentences)))
+
+    if rechunk and known:
+        # Documents the splitter of another version chunked: split their stored text
+        # again (their files may be elsewhere, or gone: uploads keep no file).
+        planned_sources = {doc.source for doc, _ in plan}
+        for source in sorted(set(known) - planned_sources):
+            stored_doc = index.document(source)
+            if stored_doc is not None:
+                plan.append((stored_doc, sentence_windows(stored_doc, settings.context_sentences)))
+        report.warnings.append(
+            f"The text splitter changed since this index was built (version "
+            f"{index.chunker_version} -> {CHUNKER_VERSION}): re-chunked "
+            f"{len(known)} document(s)."
+        )
 
     # Leftovers of an interrupted ingest: stored, not live, and not about to be live.
     planned = {c.id for _, chunks in plan for c in chunks}
@@ -251,6 +272,8 @@ def _run(
         stored -= leftovers
 
     _apply(index, plan, stored, report, embedder, progress, known, settings.embed_batch_size)
+    if rechunk:
+        index.mark_rechunked()
 
     if prune:
         _prune(index, roots, {f.path.resolve() for f in files}, report)
@@ -372,12 +395,26 @@ def remove_document(settings: Settings, source: str, wait: bool = True) -> int:
 
 
 def ensure_index(
-    settings: Settings, notify: Notify | None = None, progress: Progress = _quiet
+    settings: Settings,
+    notify: Notify | None = None,
+    progress: Progress = _quiet,
+    embedder: Embedder | None = None,
 ) -> bool:
-    """Build the index from the default corpus if there is none. True if it built one."""
+    """Build the index from the default corpus if there is none, or re-chunk one made
+    by another version of the splitter. True if it built (or re-chunked) one."""
     if read_pointer(settings.data_dir) is not None:
-        return False
+        index = Index.open(settings)
+        try:
+            stale = index.needs_rechunk
+        finally:
+            index.close()
+        if not stale:
+            return False
+        if notify:
+            notify("The text splitter changed since the index was built: re-chunking it...")
+        ingest(settings, [], notify=notify, progress=progress, embedder=embedder)
+        return True
     if notify:
         notify(f"No index in {settings.data_dir} yet: building it from {settings.corpus_dir}...")
-    ingest(settings, notify=notify, progress=progress)
+    ingest(settings, notify=notify, progress=progress, embedder=embedder)
     return True

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import textwrap
 from pathlib import Path
+from typing import Any
 
 from rag.errors import RagError
 from rag.types import Document, Page
@@ -154,6 +156,32 @@ def _load_html(data: bytes, name: str, stem: str) -> tuple[str, str]:
     return text, title
 
 
+def _page_text(page: Any) -> str:
+    """A page's text with its layout: blank lines between paragraphs, table cells on
+    one line separated by runs of spaces (the chunker finds rows by those runs).
+
+    pypdf's plain mode puts every table cell on a line of its own and no blank line
+    between paragraphs; layout mode keeps both. Lines are right-stripped and the
+    page's common indentation removed; a page layout mode cannot read falls back to
+    plain mode.
+    """
+    try:
+        text = page.extract_text(extraction_mode="layout") or ""
+    except Exception:  # pypdf's layout mode raises assorted errors on odd fonts
+        text = page.extract_text() or ""
+    lines = [line.rstrip() for line in text.splitlines()]
+    return textwrap.dedent("\n".join(lines)).strip("\n")
+
+
+def _page_joint(before: str, after: str) -> str:
+    """How two pages join: a sentence running over the page break stays one
+    paragraph ("\n"); anything else is a paragraph break ("\n\n")."""
+    tail = before.rstrip()
+    head = after.lstrip()
+    runs_on = bool(tail) and tail[-1] not in ".!?:;\"'”’)]" and head[:1].islower()
+    return "\n" if runs_on else "\n\n"
+
+
 def _load_pdf(path: Path, name: str) -> tuple[str, tuple[Page, ...], str]:
     try:
         from pypdf import PdfReader
@@ -167,15 +195,17 @@ def _load_pdf(path: Path, name: str) -> tuple[str, tuple[Page, ...], str]:
                 reader.decrypt("")
             except Exception as exc:
                 raise LoadError(f"{name}: the PDF is encrypted") from exc
-        parts: list[str] = []
+        pieces: list[str] = []
         pages: list[Page] = []
         offset = 0
         for number, page in enumerate(reader.pages, start=1):
-            page_text = (page.extract_text() or "").strip()
-            if parts:
-                offset += 2  # the "\n\n" joining pages
+            page_text = _page_text(page)
+            if pieces:
+                joint = _page_joint(pieces[-1], page_text)
+                pieces.append(joint)
+                offset += len(joint)
             pages.append(Page(number=number, start=offset, end=offset + len(page_text)))
-            parts.append(page_text)
+            pieces.append(page_text)
             offset += len(page_text)
         title = ""
         if reader.metadata is not None and reader.metadata.title:
@@ -184,7 +214,7 @@ def _load_pdf(path: Path, name: str) -> tuple[str, tuple[Page, ...], str]:
         raise
     except (PdfReadError, ValueError, KeyError, OSError) as exc:
         raise LoadError(f"{name}: unreadable PDF ({exc})") from exc
-    text = "\n\n".join(parts)
+    text = "".join(pieces)
     if not text.strip():
         raise LoadError(
             f"{name}: the PDF has no text layer (a scanned document?); OCR is not supported"

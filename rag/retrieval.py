@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.chunking import sentence_windows
+from rag.chunking import CHUNKER_VERSION, sentence_windows
 from rag.embedding import Embedder
+from rag.errors import IndexCorruptError
 from rag.safety import looks_like_instruction
 from rag.store import Index
 from rag.text import content_tokens
@@ -75,6 +76,12 @@ class CorpusView:
     def __init__(self, index: Index, context_sentences: int) -> None:
         import bm25s
 
+        if index.needs_rechunk:
+            raise IndexCorruptError(
+                f"The index was chunked by another version of the text splitter (version "
+                f"{index.chunker_version}, this one is {CHUNKER_VERSION}). Re-chunk it with: "
+                "rag ingest (unchanged sentences keep their vectors)"
+            )
         self.revision = index.revision
         self.documents: dict[str, Document] = {}
         self.chunks: dict[str, Chunk] = {}
@@ -94,7 +101,7 @@ class CorpusView:
             i for i, c in self.chunks.items() if looks_like_instruction(c.text)
         }
         corpus_tokens = [
-            content_tokens(f"{c.heading} {c.context} {c.text} {c.text}") or ["∅"]
+            content_tokens(f"{c.heading} {c.context} {c.search_text} {c.search_text}") or ["∅"]
             for c in self.chunks.values()
         ]
         self.vocabulary = {t for tokens in corpus_tokens for t in tokens}

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.chunking import CHUNKER_VERSION
 from rag.errors import IndexCorruptError, IndexMissingError
 from rag.settings import Settings
 from rag.types import Chunk, Document, Page
@@ -187,6 +188,7 @@ class Index:
                 "INSERT INTO meta(key, value) VALUES (?, ?)",
                 [
                     ("schema_version", str(SCHEMA_VERSION)),
+                    ("chunker_version", str(CHUNKER_VERSION)),
                     ("embedding_model", settings.embedding_model),
                     ("dim", str(dim)),
                     ("created_at", _now()),
@@ -216,6 +218,22 @@ class Index:
     @property
     def meta(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+
+    @property
+    def chunker_version(self) -> int:
+        """The splitter version the live chunks were made by (1: before it was recorded)."""
+        return int(self.meta.get("chunker_version", "1"))
+
+    @property
+    def needs_rechunk(self) -> bool:
+        return self.chunker_version != CHUNKER_VERSION
+
+    def mark_rechunked(self) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('chunker_version', ?)",
+                (str(CHUNKER_VERSION),),
+            )
 
     @property
     def revision(self) -> int:

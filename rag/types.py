@@ -47,17 +47,21 @@ class Span:
     text: str
     heading: str = ""  # the nearest heading above it, for context
     is_heading: bool = False
+    header: str = ""  # a table row's column headers ("Option | Description | Default")
 
 
 @dataclass(frozen=True)
 class Chunk:
     """A unit stored in the vector index: its text is ``document.text[start:end]``.
 
-    The index stores sentence windows: ``text`` is one sentence (or heading) and
-    ``context`` the sentences before it. The vector is the sentence's own (measured:
-    it ranks answers better than embedding the whole window); the lexical index
-    adds heading and context so "It is twice as powerful" is still found under its
-    subject. Context is never quoted as part of the sentence.
+    The index stores sentence windows: ``text`` is one sentence (or heading, table
+    row, code line) and ``context`` the sentences before it (a table row's context
+    is its column headers). The vector is the normalised sum of the sentence's
+    embedding and the window's (heading, context, sentence): the sentence alone ranks
+    answers best, the window finds "It is twice as powerful" under its subject.
+    ``match_text`` is what is embedded and matched: whitespace collapsed, PDF
+    line-end hyphens joined, a row's cells paired with their headers. Neither
+    context nor match text is ever quoted; quotes are ``text``.
     """
 
     id: str
@@ -69,6 +73,12 @@ class Chunk:
     heading: str = ""
     context: str = ""
     is_heading: bool = False
+    match_text: str = ""
+
+    @property
+    def search_text(self) -> str:
+        """The text to embed and match (``match_text``, or the collapsed sentence)."""
+        return self.match_text or " ".join(self.text.split())
 
 
 @dataclass

@@ -16,9 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.errors import IngestBusyError, InputError
-from rag.ingest import embed_chunks, embed_hash, ingest, ingest_lock, remove_document
+from rag.chunking import CHUNKER_VERSION
+from rag.errors import IndexCorruptError, IngestBusyError, InputError
+from rag.ingest import (
+    embed_chunks,
+    embed_hash,
+    ensure_index,
+    ingest,
+    ingest_lock,
+    remove_document,
+)
 from rag.loading import load_file
+from rag.retrieval import CorpusView
 from rag.store import Index, read_pointer
 from tests.helpers import (
     CORPUS,
@@ -342,3 +351,55 @@ def test_second_ingest_waits_and_says_so(make_settings, counting) -> None:
     assert time.perf_counter() - started >= 0.3
     assert report.documents_added == 1
     assert_index_matches(settings, corpus_files(CORPUS))
+
+
+def _mark_chunked_by_version(settings, version: int) -> None:
+    index = Index.open(settings)
+    try:
+        with index.db:
+            index.db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'chunker_version'", (str(version),)
+            )
+    finally:
+        index.close()
+
+
+def test_an_index_split_by_another_splitter_version_is_rechunked(
+    make_settings, counting, tmp_path: Path
+) -> None:
+    settings = make_settings()
+    extra = tmp_path / "notes" / "notes.md"
+    extra.parent.mkdir()
+    extra.write_text("# Notes\n\nThe depot opens on Mondays. It closes at noon.\n")
+    ingest(settings, [CORPUS, extra.parent], embedder=counting())
+    extra.unlink()  # like an upload: only the manifest still holds its text
+    _mark_chunked_by_version(settings, 1)
+
+    # Until it is re-chunked, queries refuse the index with the command that fixes it.
+    index = Index.open(settings)
+    try:
+        with pytest.raises(IndexCorruptError, match="rag ingest"):
+            CorpusView(index, settings.context_sentences)
+    finally:
+        index.close()
+
+    messages: list[str] = []
+    embedder = counting()
+    assert ensure_index(settings, notify=messages.append, embedder=embedder)
+    assert any("text splitter changed" in m for m in messages)
+    assert embedder.texts == []  # the same sentences keep their vectors
+    index = Index.open(settings)
+    try:
+        assert index.chunker_version == CHUNKER_VERSION and not index.needs_rechunk
+        view = CorpusView(index, settings.context_sentences)
+        assert {c.source for c in view.chunks.values()} == {"trainium-article.md", "notes.md"}
+        assert any(c.text == "The depot opens on Mondays." for c in view.chunks.values())
+    finally:
+        index.close()
+    assert not ensure_index(settings, embedder=embedder)  # nothing left to do
+
+    # A plain ingest says why it re-chunks files that did not change.
+    _mark_chunked_by_version(settings, 1)
+    report = ingest(settings, embedder=counting())
+    assert any("text splitter changed" in w for w in report.warnings)
+    assert report.documents_unchanged == 0 and report.chunks_embedded == 0
