@@ -6,6 +6,9 @@ Used two ways: as an extra verifier check on generated sentences
 llm`` reports beside the deterministic faithfulness. With llama-cpp the probability
 comes from the next-token log-probabilities (a second model instance with logits
 kept); with a server backend it is the answer read as 1 (yes) or 0 (no).
+
+``Verifiers`` builds the verifier each generator's sentences pass (with this check
+added when it is enabled). The checks themselves are ``rag.verify``'s.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from rag.embedding import Embedder
 from rag.settings import Settings
 from rag.types import Citation
+from rag.verify import Verifier
 
 SUPPORT_THRESHOLD = 0.5
 _PROMPT = (
@@ -75,3 +80,36 @@ class LlmJudge:
         if probability < SUPPORT_THRESHOLD:
             return f"the LLM support check says the quotes do not state this (p={probability:.2f})"
         return None
+
+
+class Verifiers:
+    """The verifier each generator's sentences must pass, built once per generator.
+
+    Extractive quotes get the deterministic verifier. Generated text is not verbatim,
+    so it also needs the embedding-similarity gate and, when enabled
+    (``RAG_LLM_SUPPORT_CHECK``), the LLM support check; judges are cached because
+    loading a model takes seconds.
+    """
+
+    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.extractive = Verifier()
+        self._judges: dict[str, LlmJudge] = {}
+        self._generative: dict[str, Verifier] = {}
+
+    def for_generator(self, generator: str) -> Verifier:
+        if generator not in self._generative:
+            extra = list(self.extractive.extra_checks)
+            if self.settings.llm_support_check:
+                if generator not in self._judges:
+                    self._judges[generator] = LlmJudge(self.settings, generator)
+                extra.append(self._judges[generator].check)
+            embedder = self.embedder
+
+            def similarity(sentence: str, quotes: str) -> float:
+                vectors = embedder.embed([sentence, quotes])
+                return float(vectors[0] @ vectors[1])
+
+            self._generative[generator] = Verifier(extra_checks=extra, similarity=similarity)
+        return self._generative[generator]

@@ -1,9 +1,18 @@
-"""The composition root: settings in, a ready question-answering pipeline out.
+"""The composition root and the one answering path.
 
-``build_pipeline(settings)`` is the one place that wires index, embedder,
-retriever, answerer and verifier together; the CLI, the UI and the evals all call
-it. The chain is LangChain runnables (retrieve | answer | verify) over a plain
-dict state, so a generative answerer can replace the middle step.
+``build_pipeline(settings)`` is the one place that wires the live index, embedder,
+retriever, answerers and verifiers together; the CLI, the UI and the evals all call
+it. ``Pipeline.stream`` is the one path every answer takes, whatever the generator:
+
+    retrieve (hybrid, ``rag.retrieval``) -> decide answerability and choose evidence
+    (``rag.answer``) -> an answerer writes checked sentences (``rag.answerers``:
+    the extractive quote, or an LLM) -> this module releases them: citations
+    numbered, snapshots streamed, a model that left the evidence stopped, a refusal
+    or the extractive fallback when nothing usable is left, timings recorded.
+
+``ask`` is the last snapshot of ``stream``. The LangChain face
+(``rag.langchain_face``) wraps this same path. Conversations live in
+``rag.conversation``; the open index, its lock and refresh in ``rag.live_index``.
 """
 
 from __future__ import annotations
@@ -11,25 +20,22 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
-
-from langchain_core.runnables import Runnable, RunnableLambda
+from dataclasses import replace
 
 from rag import answer as extractive
+from rag.answerers import Answerer, AnswerState, ExtractiveAnswerer, GenerativeAnswerer
+from rag.conversation import Conversation, Turn
 from rag.embedding import make_embedder
 from rag.errors import InputError
+from rag.judge import Verifiers
+from rag.live_index import LiveIndex
 from rag.question import resolve_followup
-from rag.retrieval import Evidence, Retriever
+from rag.retrieval import Retriever
 from rag.settings import Settings
-from rag.store import Index, forget_chroma_clients, read_pointer
-from rag.types import Answer, AnswerSentence, Citation, Dropped
-from rag.verify import Verifier
+from rag.store import Index
+from rag.types import Answer, AnswerSentence, Dropped
 
-# An LLM answer stops after this many sentences, or after this many unsupported
-# sentences in a row (a small model that starts inventing rarely comes back).
-MAX_LLM_SENTENCES = 4
-MAX_CONSECUTIVE_DROPS = 3
+__all__ = ["Conversation", "Pipeline", "QuestionError", "Turn", "build_pipeline"]
 
 
 class QuestionError(InputError):
@@ -48,133 +54,152 @@ def check_question(question: str, max_chars: int) -> str:
     return cleaned
 
 
-@dataclass
-class Turn:
-    question: str
-    answer: Answer
-
-
-@dataclass
-class Conversation:
-    """The history a chat keeps; follow-ups are resolved against its user turns."""
-
-    turns: list[Turn] = field(default_factory=list)
-
-    def questions(self) -> list[str]:
-        # Resolved questions, so "And its size?" after a follow-up still has a subject.
-        return [t.answer.resolved_question or t.question for t in self.turns]
-
-    def reset(self) -> None:
-        self.turns.clear()
-
-
 class Pipeline:
-    """retrieve -> answer -> verify, over one index."""
+    """Answers questions over one live index."""
 
-    def __init__(self, settings: Settings, index: Index, retriever: Retriever) -> None:
+    def __init__(self, settings: Settings, live: LiveIndex) -> None:
         self.settings = settings
-        self.index = index
-        self.retriever = retriever
-        self.verifier = Verifier()
-        # Held while answering and while the index is swapped or written in-process:
-        # reopening Chroma under a running query (or ingest) would pull it away.
-        self.lock = threading.RLock()
-        # A local LLM is not re-entrant: one generation at a time per process.
-        self._backend_lock = threading.Lock()
-        self._judges: dict[str, Any] = {}
-        self.chain: Runnable[dict[str, Any], Answer] = (
-            RunnableLambda(self._retrieve)
-            | RunnableLambda(self._answer)
-            | RunnableLambda(self._verify)
-        )
-
-    # -- chain steps -----------------------------------------------------------------
-
-    def _retrieve(self, state: dict[str, Any]) -> dict[str, Any]:
-        started = time.perf_counter()
-        self.refresh()
-        query = resolve_followup(state["question"], state.get("history", []))
-        k = max(state.get("top_k") or self.settings.top_k, 1)
-        candidates = self.retriever.retrieve(query, k=max(3 * k, 15))
-        state.update(
-            query=query,
-            candidates=candidates,
-            k=k,
-            retrieve_ms=(time.perf_counter() - started) * 1000,
-        )
-        return state
-
-    def _answer(self, state: dict[str, Any]) -> dict[str, Any]:
-        started = time.perf_counter()
-        candidates: list[Evidence] = state["candidates"]
-        selection = extractive.select(
-            state["query"], candidates, self.retriever.view, asked=state["question"]
-        )
-        state.update(selection=selection, answer_ms=(time.perf_counter() - started) * 1000)
-        return state
-
-    def _verify(self, state: dict[str, Any]) -> Answer:
-        started = time.perf_counter()
-        selection: extractive.Selection = state["selection"]
-        k: int = state["k"]
-        evidence = [e.to_json() for e in state["candidates"][:k]]
-        answer = Answer(
-            question=state["question"],
-            answer=extractive.REFUSAL,
-            refused=True,
-            generator="extractive",
-            sentences=[AnswerSentence(extractive.REFUSAL, ())],
-            citations=[],
-            evidence=evidence,
-            resolved_question=state["query"],
-        )
-        if not selection.refused:
-            documents = {
-                e.source: self.retriever.view.documents[e.source].text for e in selection.sentences
-            }
-            sentences: list[AnswerSentence] = []
-            citations: list[Citation] = []
-            dropped: list[Dropped] = []
-            for chosen in selection.sentences:
-                citation = chosen.citation(len(citations) + 1)
-                text = " ".join(chosen.quote.split())
-                verdict = self.verifier.check(text, [citation], documents)
-                if verdict.ok:
-                    citations.append(citation)
-                    sentences.append(AnswerSentence(text, (citation.id,)))
-                else:
-                    dropped.append(Dropped(text, "; ".join(verdict.reasons)))
-            if sentences:
-                answer.sentences = sentences
-                answer.citations = citations
-                answer.answer = " ".join(s.text for s in sentences)
-                answer.refused = False
-            answer.dropped = dropped
-        verify_ms = (time.perf_counter() - started) * 1000
-        answer.timings_ms = {
-            "retrieve": state["retrieve_ms"],
-            "answer": state["answer_ms"] + verify_ms,
-            "total": state["retrieve_ms"] + state["answer_ms"] + verify_ms,
+        self.live = live
+        self.verifiers = Verifiers(settings, live.embedder)
+        self._llm_lock = threading.Lock()
+        self._answerers: dict[str, Answerer] = {
+            "extractive": ExtractiveAnswerer(self.verifiers.extractive)
         }
-        state["answer"] = answer
-        return answer
 
-    # -- public API ------------------------------------------------------------------
+    # Read-only views of the live index, for callers that inspect it (evals, tests).
+    @property
+    def index(self) -> Index:
+        return self.live.index
+
+    @property
+    def retriever(self) -> Retriever:
+        return self.live.retriever
 
     def refresh(self) -> bool:
-        """Reopen the index if it changed on disk (an ingest here or in another process)."""
-        with self.lock:
-            generation = read_pointer(self.settings.data_dir)
-            current = self.index.directory.name
-            if generation == current and self.index.revision == self.retriever.view.revision:
-                return False
-            self.index.close()
-            forget_chroma_clients()
-            self.index = Index.open(self.settings)
-            self.retriever = Retriever(
-                self.index, self.retriever.embedder, self.settings.context_sentences
+        return self.live.refresh()
+
+    def answerer(self, generator: str) -> Answerer:
+        if generator not in self._answerers:
+            verifier = self.verifiers.for_generator(generator)
+            self._answerers[generator] = GenerativeAnswerer(
+                generator, self.settings, verifier, self._llm_lock
             )
-            return True
+        return self._answerers[generator]
+
+    # -- the steps -------------------------------------------------------------------
+
+    def prepare(
+        self,
+        question: str,
+        history: Sequence[str] = (),
+        top_k: int | None = None,
+        generator: str | None = None,
+        turns: Sequence[tuple[str, str]] = (),
+    ) -> AnswerState:
+        """Retrieve and decide: the state every answerer starts from."""
+        state = AnswerState(
+            question=check_question(question, self.settings.max_question_chars),
+            history=list(history),
+            turns=list(turns),
+            generator=generator or self.settings.generator,
+            top_k=max(top_k or self.settings.top_k, 1),
+        )
+        with self.live.reading() as retriever:
+            started = time.perf_counter()
+            state.query = resolve_followup(state.question, state.history)
+            state.candidates = retriever.retrieve(state.query, k=max(3 * state.top_k, 15))
+            state.retrieve_ms = (time.perf_counter() - started) * 1000
+            started = time.perf_counter()
+            state.selection = extractive.select(
+                state.query, state.candidates, retriever.view, asked=state.question
+            )
+            state.select_ms = (time.perf_counter() - started) * 1000
+            state.documents = {s: d.text for s, d in retriever.view.documents.items()}
+        return state
+
+    def _refusal(self, state: AnswerState, generator: str) -> Answer:
+        return Answer(
+            question=state.question,
+            answer=extractive.REFUSAL,
+            refused=True,
+            generator=generator,
+            sentences=[AnswerSentence(extractive.REFUSAL, ())],
+            citations=[],
+            evidence=[e.to_json() for e in state.evidence],
+            resolved_question=state.query,
+        )
+
+    def release(self, state: AnswerState, answerer: Answerer, fallback: Answer) -> Iterator[Answer]:
+        """Turn an answerer's checked sentences into growing answers; the last is final.
+
+        ``fallback`` stands in when nothing usable is left (every sentence dropped, or
+        only sentences that do not use the evidence that answers the question).
+        """
+        started = time.perf_counter()
+        answer = Answer(
+            question=state.question, answer="", refused=False, generator=state.generator,
+            sentences=[], citations=[], evidence=[e.to_json() for e in state.evidence],
+            resolved_question=state.query,
+        )  # fmt: skip
+        ids: dict[tuple[str, int], int] = {}
+        misses = 0
+        sentences = answerer.sentences(state)
+        try:
+            for checked in sentences:
+                if checked.refusal:
+                    continue
+                if checked.dropped is not None:
+                    answer.dropped.append(checked.dropped)
+                    misses += 1
+                    if answerer.max_consecutive_drops and misses >= answerer.max_consecutive_drops:
+                        break  # the model has left the evidence; stop paying for tokens
+                    continue
+                misses = 0
+                cited = []
+                for chosen in checked.evidence:
+                    key = (chosen.source, chosen.start)
+                    if key not in ids:
+                        ids[key] = len(answer.citations) + 1
+                        answer.citations.append(chosen.citation(ids[key]))
+                    cited.append(ids[key])
+                answer.sentences.append(AnswerSentence(checked.text, tuple(cited)))
+                answer.answer = " ".join(s.text for s in answer.sentences)
+                if answerer.max_sentences and len(answer.sentences) >= answerer.max_sentences:
+                    break
+                yield replace(
+                    answer,
+                    sentences=list(answer.sentences),
+                    citations=list(answer.citations),
+                    dropped=list(answer.dropped),
+                )
+        finally:
+            close = getattr(sentences, "close", None)
+            if close is not None:
+                close()
+        answering = {(e.source, e.start) for e in state.chosen}
+        if answer.sentences and not any((c.source, c.start) in answering for c in answer.citations):
+            # Supported but beside the point: none of its sentences uses the evidence
+            # that answers the question. The extractive answer is the safer reply.
+            answer.dropped += [
+                Dropped(
+                    s.text, "supported, but does not use the evidence that answers the question"
+                )
+                for s in answer.sentences
+            ]
+            answer.sentences = []
+        if not answer.sentences:
+            fallback.generator = state.generator
+            fallback.dropped = answer.dropped + fallback.dropped
+            answer = fallback
+        answer_ms = state.select_ms + (time.perf_counter() - started) * 1000
+        answer.timings_ms = {
+            "retrieve": state.retrieve_ms,
+            "answer": answer_ms,
+            "total": state.retrieve_ms + answer_ms,
+        }
+        yield answer
+
+    # -- public API ------------------------------------------------------------------
 
     def ask(
         self,
@@ -200,121 +225,24 @@ class Pipeline:
         ``history`` holds earlier questions (follow-up resolution); ``turns`` earlier
         (question, answer) pairs for an LLM's context.
         """
-        cleaned = check_question(question, self.settings.max_question_chars)
-        generator = generator or self.settings.generator
-        state: dict[str, Any] = {"question": cleaned, "history": list(history), "top_k": top_k}
-        with self.lock:
-            if generator == "extractive":
-                yield self.chain.invoke(state)
-                return
-            state = self._answer(self._retrieve(state))
-            documents = {d: v.text for d, v in self.retriever.view.documents.items()}
-            selection: extractive.Selection = state["selection"]
-            extractive_answer = self._verify(dict(state))
-        if selection.refused:
-            # Answerability is decided by the deterministic gates; no LLM is asked.
-            extractive_answer.generator = generator
-            yield extractive_answer
+        state = self.prepare(question, history, top_k, generator, turns)
+        refusal = self._refusal(state, state.generator)
+        if state.selection is None or state.selection.refused:
+            # Answerability is decided before any answerer runs: no LLM is asked.
+            refusal.timings_ms = {
+                "retrieve": state.retrieve_ms,
+                "answer": state.select_ms,
+                "total": state.retrieve_ms + state.select_ms,
+            }
+            yield refusal
             return
-        yield from self._generate(state, generator, documents, extractive_answer, turns)
-
-    def _generate(
-        self,
-        state: dict[str, Any],
-        generator: str,
-        documents: dict[str, str],
-        fallback: Answer,
-        turns: Sequence[tuple[str, str]],
-    ) -> Iterator[Answer]:
-        from rag.generation import generate, make_backend
-
-        started = time.perf_counter()
-        selection: extractive.Selection = state["selection"]
-        # The sentences the extractive answerer chose lead; the rest of top-k follows.
-        evidence = list(dict.fromkeys([*selection.sentences, *state["candidates"][: state["k"]]]))
-        evidence = [e for e in evidence if not e.instruction_like]
-        backend = make_backend(self.settings, generator)
-        verifier = self._generative_verifier(generator)
-        answer = Answer(
-            question=state["question"], answer="", refused=False, generator=generator,
-            sentences=[], citations=[], evidence=fallback.evidence,
-            resolved_question=state["query"],
-        )  # fmt: skip
-        ids: dict[tuple[str, int], int] = {}
-        misses = 0
-        with self._backend_lock:
-            stream = generate(backend, state["query"], evidence, turns, verifier, documents)
-            try:
-                for checked in stream:
-                    if checked.refusal:
-                        continue
-                    if checked.dropped is not None:
-                        answer.dropped.append(checked.dropped)
-                        misses += 1
-                        if misses >= MAX_CONSECUTIVE_DROPS:
-                            break  # the model has left the evidence; stop paying for tokens
-                        continue
-                    misses = 0
-                    cited = []
-                    for chosen in checked.evidence:
-                        key = (chosen.source, chosen.start)
-                        if key not in ids:
-                            ids[key] = len(answer.citations) + 1
-                            answer.citations.append(chosen.citation(ids[key]))
-                        cited.append(ids[key])
-                    answer.sentences.append(AnswerSentence(checked.text, tuple(cited)))
-                    answer.answer = " ".join(s.text for s in answer.sentences)
-                    if len(answer.sentences) >= MAX_LLM_SENTENCES:
-                        break
-                    yield replace(
-                        answer,
-                        sentences=list(answer.sentences),
-                        citations=list(answer.citations),
-                        dropped=list(answer.dropped),
-                    )
-            finally:
-                stream.close()  # stops the model mid-answer when we break early
-        generate_ms = (time.perf_counter() - started) * 1000
-        answering = {(e.source, e.start) for e in selection.sentences}
-        if answer.sentences and not any((c.source, c.start) in answering for c in answer.citations):
-            # Supported but beside the point: none of its sentences uses the evidence
-            # that answers the question. The extractive answer is the safer reply.
-            answer.dropped += [
-                Dropped(
-                    s.text, "supported, but does not use the evidence that answers the question"
-                )
-                for s in answer.sentences
-            ]
-            answer.sentences = []
-        if not answer.sentences:
-            # Nothing the LLM wrote is supported: the extractive answer stands in.
-            fallback.generator = generator
-            fallback.dropped = answer.dropped + fallback.dropped
-            answer = fallback
-        answer.timings_ms = {
-            "retrieve": state["retrieve_ms"],
-            "answer": state["answer_ms"] + generate_ms,
-            "total": state["retrieve_ms"] + state["answer_ms"] + generate_ms,
-        }
-        yield answer
-
-    def _generative_verifier(self, generator: str) -> Verifier:
-        """The verifier plus embedding similarity (generated text is not verbatim) and,
-        when enabled, the LLM support check."""
-        embedder = self.retriever.embedder
-        extra = list(self.verifier.extra_checks)
-        if self.settings.llm_support_check:
-            if generator not in self._judges:
-                from rag.judge import LlmJudge
-
-                self._judges[generator] = LlmJudge(self.settings, generator)
-            extra.append(self._judges[generator].check)
-
-        def similarity(sentence: str, quotes: str) -> float:
-            vectors = embedder.embed([sentence, quotes])
-            return float(vectors[0] @ vectors[1])
-
-        return Verifier(extra_checks=extra, similarity=similarity)
+        quote = self._answerers["extractive"]
+        if state.generator == quote.name:
+            yield from self.release(state, quote, refusal)
+            return
+        # The extractive answer is computed first: it is the LLM's fallback.
+        fallback = _last(self.release(replace(state, generator=quote.name), quote, refusal))
+        yield from self.release(state, self.answerer(state.generator), fallback)
 
     def chat(
         self,
@@ -333,15 +261,10 @@ class Pipeline:
         generator: str | None = None,
     ) -> Iterator[Answer]:
         """``stream`` with the conversation's history; the turn is recorded at the end."""
-        turns = [(t.question, t.answer.answer) for t in conversation.turns]
-        result: Answer | None = None
-        for result in self.stream(question, conversation.questions(), top_k, generator, turns):
-            yield result
-        if result is not None:
-            conversation.turns.append(Turn(question, result))
+        return conversation.stream(self, question, top_k, generator)
 
     def close(self) -> None:
-        self.index.close()
+        self.live.close()
 
 
 def _last(snapshots: Iterator[Answer]) -> Answer:
@@ -355,7 +278,4 @@ def _last(snapshots: Iterator[Answer]) -> Answer:
 
 def build_pipeline(settings: Settings) -> Pipeline:
     """Open the live index and wire the query path (fast: no torch import if exported)."""
-    index = Index.open(settings)
-    embedder = make_embedder(settings, purpose="query")
-    retriever = Retriever(index, embedder, settings.context_sentences)
-    return Pipeline(settings, index, retriever)
+    return Pipeline(settings, LiveIndex(settings, make_embedder(settings, purpose="query")))

@@ -240,3 +240,50 @@ def test_ask_makes_no_network_connection(corpus_settings: Settings, tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert "December" in json.loads(result.stdout)["answer"]
     assert "ATTEMPTS=[]" in result.stderr, result.stderr[-2000:]
+
+
+def test_the_langchain_face_runs_the_same_path(pipeline: Pipeline) -> None:
+    """Other people's chains get the real retrieval and the real answer path."""
+    from rag.langchain_face import EvidenceRetriever, answer_runnable
+
+    question = "When did Amazon buy Annapurna Labs?"
+    documents = EvidenceRetriever(live=pipeline.live, k=3).invoke(question)
+    assert len(documents) == 3
+    for found in documents:
+        text = pipeline.live.document(found.metadata["source"])
+        assert text is not None
+        assert text.text[found.metadata["start"] : found.metadata["end"]] == found.page_content
+    assert any("2015" in d.page_content for d in documents)
+
+    runnable = answer_runnable(pipeline)
+    direct = pipeline.ask(question).to_json()
+    through = runnable.invoke({"question": question}).to_json()
+    for key in ("answer", "refused", "citations", "sentences", "generator"):
+        assert through[key] == direct[key]
+    snapshots = list(runnable.stream(question))
+    assert snapshots and snapshots[-1].answer == direct["answer"]
+    refused = runnable.invoke("What is the phone number of Annapurna Labs?")
+    assert refused.refused and refused.citations == []
+
+
+def test_the_live_index_sees_another_process_ingest(
+    corpus_settings: Settings, tmp_path: Path, embedder: Any
+) -> None:
+    """A long-running pipeline answers from documents ingested elsewhere, and forgets
+    removed ones, without being rebuilt."""
+    settings = corpus_settings.model_copy(update={"data_dir": tmp_path / "data"})
+    ingest(settings, embedder=embedder)
+    live_pipeline = build_pipeline(settings)
+    try:
+        extra = tmp_path / "depot.md"
+        extra.write_text("# Depot\n\nThe Harbor depot was opened in 2011 by the port.\n")
+        ingest(settings, [extra], embedder=embedder)  # as `rag ingest` in another process
+        assert "depot.md" in [d.source for d in live_pipeline.live.documents()]
+        answer = live_pipeline.ask("In which year was the Harbor depot opened?")
+        assert not answer.refused and "2011" in answer.answer
+        document, removed = live_pipeline.live.remove("depot.md")
+        assert document is not None and removed >= 1
+        assert "depot.md" not in [d.source for d in live_pipeline.live.documents()]
+        assert live_pipeline.ask("In which year was the Harbor depot opened?").refused
+    finally:
+        live_pipeline.close()

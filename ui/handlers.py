@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.errors import InputError, RagError
-from rag.ingest import ingest, remove_document
 from rag.loading import SUPPORTED_SUFFIXES
 from rag.pipeline import Conversation, Pipeline
 from rag.settings import Settings
@@ -166,8 +165,7 @@ class ChatService:
         )
         if citation is None:
             return ""
-        with self.pipeline.lock:
-            doc = self.pipeline.index.document(citation.source)
+        doc = self.pipeline.live.document(citation.source)
         if doc is None:
             raise RagError(f"{citation.source} is no longer in the index.")
         return render_source(doc.text, doc.title, citation)
@@ -175,9 +173,7 @@ class ChatService:
     # -- documents ----------------------------------------------------------------------
 
     def documents(self) -> list[list[object]]:
-        self.pipeline.refresh()
-        with self.pipeline.lock:
-            return [[d.title, d.source, d.chunks] for d in self.pipeline.index.documents()]
+        return [[d.title, d.source, d.chunks] for d in self.pipeline.live.documents()]
 
     def sources(self) -> list[str]:
         return [str(row[1]) for row in self.documents()]
@@ -209,9 +205,7 @@ class ChatService:
                 label = "Embedding" if stage == "embed" else "Reading"
                 progress(done / total, f"{label} {done}/{total}")
 
-        with self.pipeline.lock:
-            result = ingest(self.settings, saved, wait=False, progress=report)
-        self.pipeline.refresh()
+        result = self.pipeline.live.ingest(saved, progress=report)
         problems = [f"{s['source']}: {s['reason']}" for s in result.skipped]
         summary = (
             f"Indexed {result.documents_added} new and {result.documents_updated} updated "
@@ -225,12 +219,9 @@ class ChatService:
     def remove(self, source: str | None) -> str:
         if not source:
             raise InputError("Choose a document to remove.")
-        with self.pipeline.lock:
-            doc = self.pipeline.index.document(source)
-            removed = remove_document(self.settings, source, wait=False)
+        doc, removed = self.pipeline.live.remove(source)
         # An uploaded file goes with its document; files elsewhere are the user's own.
         uploads = self.settings.uploads_dir.resolve()
         if doc is not None and doc.path and Path(doc.path).parent == uploads:
             Path(doc.path).unlink(missing_ok=True)
-        self.pipeline.refresh()
         return f"Removed {source} ({removed} sentences)."

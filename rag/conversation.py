@@ -1,0 +1,55 @@
+"""Conversations: the turns a chat keeps, and answering within one.
+
+Follow-ups are resolved against the conversation's earlier questions (resolved
+ones, so "And its size?" after a follow-up still has a subject); an LLM also sees
+the earlier (question, answer) pairs. Each web-chat session and each terminal chat
+owns one ``Conversation``; nothing here is shared between them. Answering itself is
+``rag.pipeline``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rag.types import Answer
+
+if TYPE_CHECKING:
+    from rag.pipeline import Pipeline
+
+
+@dataclass
+class Turn:
+    question: str
+    answer: Answer
+
+
+@dataclass
+class Conversation:
+    """The history a chat keeps; follow-ups are resolved against its user turns."""
+
+    turns: list[Turn] = field(default_factory=list)
+
+    def questions(self) -> list[str]:
+        # Resolved questions, so "And its size?" after a follow-up still has a subject.
+        return [t.answer.resolved_question or t.question for t in self.turns]
+
+    def reset(self) -> None:
+        self.turns.clear()
+
+    def stream(
+        self,
+        pipeline: Pipeline,
+        question: str,
+        top_k: int | None = None,
+        generator: str | None = None,
+    ) -> Iterator[Answer]:
+        """The pipeline's answer stream in this conversation; the turn is recorded
+        when the answer is complete."""
+        turns = [(t.question, t.answer.answer) for t in self.turns]
+        result: Answer | None = None
+        for result in pipeline.stream(question, self.questions(), top_k, generator, turns):
+            yield result
+        if result is not None:
+            self.turns.append(Turn(question, result))

@@ -1,0 +1,95 @@
+"""The live index: the one owner of the open index in a long-running process.
+
+A web chat (or an HTTP server) answers many questions over hours while documents
+are added and removed, here or by another process. ``LiveIndex`` owns what that
+needs: the open ``Index`` and its ``Retriever``, the lock that keeps a query and an
+index swap (or an in-process ingest) apart, reopening when the index changed on
+disk (an embedded Chroma client does not see another process's writes until it is
+reopened), the document list, and ingest and removal in-process.
+
+It does not answer questions (``rag.pipeline``) or decide how files are read and
+split (``rag.ingest``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from rag.embedding import Embedder
+from rag.ingest import Progress, ingest, remove_document
+from rag.retrieval import Retriever
+from rag.settings import Settings
+from rag.store import DocumentRecord, Index, forget_chroma_clients, read_pointer
+from rag.types import Document, IngestReport
+
+
+class LiveIndex:
+    """The open index of one process, reopened when it changes on disk."""
+
+    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.index = Index.open(settings)
+        self.retriever = Retriever(self.index, embedder, settings.context_sentences)
+        # Held while answering and while the index is swapped or written in-process:
+        # reopening Chroma under a running query (or ingest) would pull it away.
+        self.lock = threading.RLock()
+
+    def refresh(self) -> bool:
+        """Reopen the index if it changed on disk (an ingest here or in another process)."""
+        with self.lock:
+            generation = read_pointer(self.settings.data_dir)
+            current = self.index.directory.name
+            if generation == current and self.index.revision == self.retriever.view.revision:
+                return False
+            self.index.close()
+            forget_chroma_clients()
+            self.index = Index.open(self.settings)
+            self.retriever = Retriever(self.index, self.embedder, self.settings.context_sentences)
+            return True
+
+    @contextmanager
+    def reading(self) -> Iterator[Retriever]:
+        """The up-to-date retriever, held against swaps for the duration of a query."""
+        with self.lock:
+            self.refresh()
+            yield self.retriever
+
+    def documents(self) -> list[DocumentRecord]:
+        with self.lock:
+            self.refresh()
+            return self.index.documents()
+
+    def document(self, source: str) -> Document | None:
+        with self.lock:
+            return self.index.document(source)
+
+    def texts(self) -> dict[str, str]:
+        """Every live document's text by source (what quotes are checked against)."""
+        with self.lock:
+            return {source: doc.text for source, doc in self.retriever.view.documents.items()}
+
+    def ingest(self, paths: Sequence[Path], progress: Progress | None = None) -> IngestReport:
+        """Ingest ``paths`` into this index now (fails at once if another ingest runs)."""
+        with self.lock:
+            if progress is None:
+                report = ingest(self.settings, list(paths), wait=False)
+            else:
+                report = ingest(self.settings, list(paths), wait=False, progress=progress)
+            self.refresh()
+        return report
+
+    def remove(self, source: str) -> tuple[Document | None, int]:
+        """Remove one document; returns what it was (None if unknown) and its chunk count."""
+        with self.lock:
+            doc = self.index.document(source)
+            removed = remove_document(self.settings, source, wait=False)
+            self.refresh()
+        return doc, removed
+
+    def close(self) -> None:
+        with self.lock:
+            self.index.close()
