@@ -111,6 +111,18 @@ def content_tokens(text: str) -> list[str]:
     return out
 
 
+def negated_terms(text: str) -> set[str]:
+    """Stems of the words within three after a negation ("does not sell" -> sell): the
+    answerer (a premise the documents deny) and the verifier (a flipped claim) both
+    read negation through this one function."""
+    out: set[str] = set()
+    tokens = [w.lower() for w in words(text)]
+    for i, token in enumerate(tokens):
+        if token in NEGATIONS or token.endswith("n't"):
+            out.update(stem(t) for t in tokens[i + 1 : i + 4] if t not in NEGATIONS)
+    return out
+
+
 def numbers(text: str) -> set[str]:
     """Normalised numeric facts: "40%", "2015", "2", "1000s" (from "thousands")."""
     found: set[str] = set()

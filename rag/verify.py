@@ -20,10 +20,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rag.text import (
-    NEGATIONS,
     content_tokens,
     months,
     names,
+    negated_terms,
     number_ordinals,
     numbers,
     stem,
@@ -59,15 +59,6 @@ def quote_is_exact(citation: Citation, documents: Mapping[str, str]) -> bool:
     return 0 <= citation.start <= citation.end <= len(text) and (
         text[citation.start : citation.end] == citation.quote
     )
-
-
-def _negated(text: str) -> set[str]:
-    tokens = [w.lower() for w in words(text)]
-    out: set[str] = set()
-    for i, token in enumerate(tokens):
-        if token in NEGATIONS or token.endswith("n't"):
-            out.update(stem(t) for t in tokens[i + 1 : i + 4] if t not in NEGATIONS)
-    return out
 
 
 def _name_forms(text: str) -> set[str]:
@@ -122,7 +113,7 @@ class Verifier:
 
         sentence_terms = set(content_tokens(sentence))
         quote_terms = set(content_tokens(quotes))
-        flipped = (_negated(sentence) ^ _negated(quotes)) & sentence_terms & quote_terms
+        flipped = (negated_terms(sentence) ^ negated_terms(quotes)) & sentence_terms & quote_terms
         if flipped:
             reasons.append("negation disagrees with the quotes on: " + ", ".join(sorted(flipped)))
 
