@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from rag.cli import echo_err, echo_json, settings_from
+from rag import generators
+from rag.cli import echo_err, echo_json, generator_option, settings_from
 from rag.errors import InputError
 
 
@@ -20,12 +21,7 @@ def _thresholds(**given: float | None) -> dict[str, float]:
 
 @click.command("eval")
 @click.argument("suites", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--generator",
-    type=click.Choice(["extractive", "llama-cpp", "openai", "ollama"]),
-    default=None,
-    help="Answer generator to evaluate (default: settings).",
-)
+@generator_option
 @click.option("--min-faithfulness", type=float, default=None, help="Gate: faithfulness.")
 @click.option("--min-correctness", type=float, default=None, help="Gate: answer correctness.")
 @click.option("--min-citation-validity", type=float, default=None, help="Gate: quotes at offsets.")
@@ -119,10 +115,10 @@ def eval_command(
     settings = settings_from(ctx, generator=generator)
     llm_judge = None
     if judge == "llm":
-        if settings.generator == "extractive":
-            raise InputError(
-                "--judge llm needs an LLM: pass --generator llama-cpp (or openai / ollama)."
-            )
+        if not generators.get(settings.generator).is_llm:
+            first, *others = generators.llm_names()
+            alternatives = f" (or {' / '.join(others)})" if others else ""
+            raise InputError(f"--judge llm needs an LLM: pass --generator {first}{alternatives}.")
         from rag.judge import LlmJudge
 
         llm_judge = LlmJudge(settings, settings.generator).judge

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, TypeVar
 
 import click
 
-from rag import __version__
+from rag import __version__, generators
 from rag.errors import RagError
 from rag.settings import Settings, describe, load_settings
 
@@ -319,10 +319,27 @@ def _question_text(parts: tuple[str, ...]) -> str:
     return question
 
 
-def _generator_option(func: F) -> F:
+class GeneratorChoice(click.Choice[str]):
+    """The registered generators (``rag.generators``), read when the flag is parsed, so a
+    generator registered after this module was imported is a valid choice too."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return generators.names()
+
+    @choices.setter
+    def choices(self, _value: tuple[str, ...]) -> None:
+        pass  # click.Choice.__init__ assigns; the registry is the only source
+
+
+def generator_option(func: F) -> F:
+    """The same ``--generator`` flag on every command that answers (ask, chat, eval)."""
     return click.option(
         "--generator",
-        type=click.Choice(["extractive", "llama-cpp", "openai", "ollama"]),
+        type=GeneratorChoice(),
         default=None,
         help="Answer generator (default: settings, extractive). LLM generators need the "
         "[llm] extra; every sentence they write is verified against the sources.",
@@ -333,7 +350,7 @@ def _generator_option(func: F) -> F:
 @click.argument("question", nargs=-1)
 @click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Evidence sentences kept.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show the evidence and timings.")
-@_generator_option
+@generator_option
 @json_option
 @click.pass_context
 def ask(
@@ -371,7 +388,7 @@ def _print_stream(snapshots: Any, verbose: bool) -> Any:
     for answer in snapshots:
         if answer.refused or len(answer.sentences) <= shown:
             continue
-        if len(answer.sentences) > 1 and shown == 0 and answer.generator == "extractive":
+        if len(answer.sentences) > 1 and shown == 0 and answer.generator == generators.EXTRACTIVE:
             break  # complete at once: render it whole below
         for sentence in answer.sentences[shown:]:
             markers = "".join(f" [{c}]" for c in sentence.citations)
@@ -396,7 +413,7 @@ Ask follow-ups naturally: "Where is it based?" refers to the earlier question.""
 @cli.command()
 @click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Evidence sentences kept.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show the evidence and timings.")
-@_generator_option
+@generator_option
 @json_option
 @click.pass_context
 def chat(

@@ -12,10 +12,10 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import platformdirs
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from rag import generators
 from rag.errors import InputError
 
 APP_NAME = "rag"
@@ -90,10 +91,9 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(
         default=1000, ge=10, le=100_000, description="Longest question accepted, in characters."
     )
-    generator: Literal["extractive", "llama-cpp", "openai", "ollama"] = Field(
-        default="extractive",
-        description="Answer generator: extractive (no model), llama-cpp (local GGUF), "
-        "openai (any OpenAI-compatible server) or ollama.",
+    generator: str = Field(
+        default=generators.EXTRACTIVE,
+        description=f"Answer generator, one of those registered: {generators.summary()}.",
     )
     llm_model_path: Path | None = Field(
         default=None,
@@ -137,6 +137,17 @@ class Settings(BaseSettings):
     ui_concurrency: int = Field(
         default=2, ge=1, le=64, description="Web chat requests answered at once; others queue."
     )
+
+    @field_validator("generator")
+    @classmethod
+    def _registered_generator(cls, name: str) -> str:
+        # Checked against the registry when the settings are built, so a generator
+        # registered at run time (a plugin, a test's script) is accepted too.
+        if name not in generators.names():
+            raise ValueError(
+                f"unknown generator {name!r}; use one of {', '.join(generators.names())}"
+            )
+        return name
 
     @classmethod
     def settings_customise_sources(

@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +72,25 @@ def corpus_files(*roots: Path) -> dict[str, Path]:
             if path.is_file() and not any(p.startswith(".") for p in rel.parts):
                 files[rel.as_posix()] = path
     return files
+
+
+# -- a scripted answer generator -------------------------------------------------------------
+
+
+class ScriptedBackend:
+    """An LLM backend that streams a fixed reply (a few characters at a time, as a model
+    does) and records the prompts it was given. Registered as a generator through
+    ``rag.generators`` by the ``scripted_generator`` fixture."""
+
+    name = "scripted"
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+        self.prompts: list[list[dict[str, str]]] = []
+
+    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
+        self.prompts.append(messages)
+        yield from (self.reply[i : i + 7] for i in range(0, len(self.reply), 7))
 
 
 # -- subprocesses --------------------------------------------------------------------------

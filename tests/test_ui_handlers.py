@@ -14,6 +14,7 @@ from rag.ingest import ingest, ingest_lock
 from rag.pipeline import build_pipeline
 from rag.settings import Settings
 from rag.types import Citation
+from tests.helpers import ScriptedBackend
 from ui.app import check_exposure
 from ui.handlers import ChatService, Session, render_source, safe_upload_name
 
@@ -141,27 +142,19 @@ def test_cli_ingest_elsewhere_becomes_searchable_without_restart(
 
 @pytest.mark.slow
 def test_llm_answers_stream_verified_sentences_into_the_chat(
-    service: ChatService, monkeypatch: pytest.MonkeyPatch
+    service: ChatService, scripted_generator: Callable[[str], ScriptedBackend]
 ) -> None:
-    import rag.generation as generation
-
-    class Scripted:
-        name = "scripted"
-
-        def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
-            yield from iter(
-                "Annapurna Labs is in Austin, Texas [1]. Its CEO is Jane Roe [1]. "
-                "Amazon bought Annapurna Labs in 2015 [2]."
-            )
-
-    monkeypatch.setattr(generation, "make_backend", lambda settings, name: Scripted())
+    scripted_generator(
+        "Annapurna Labs is in Austin, Texas [1]. Its CEO is Jane Roe [1]. "
+        "Amazon bought Annapurna Labs in 2015 [2]."
+    )
     session = Session()
     frames = list(service.respond("Where is Annapurna Labs based?", session,
-                                  generator="llama-cpp"))  # fmt: skip
+                                  generator="scripted"))  # fmt: skip
     markdowns = [markdown for markdown, _ in frames]
     assert "Austin" in markdowns[0] and "2015" not in markdowns[0]  # one sentence first
     final = frames[-1][1]
-    assert final.generator == "llama-cpp"
+    assert final.generator == "scripted"
     assert "Jane Roe" not in markdowns[-1]
     assert [d.text for d in final.dropped] == ["Its CEO is Jane Roe."]
     assert service.citation_choices(session), "the sources panel gets the citations"

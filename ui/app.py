@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import rag  # noqa: F401  (offline and no-analytics environment first)
+from rag import generators
 from rag.errors import InputError, RagError
 from rag.settings import Settings
 from ui.handlers import (
     EXAMPLES,
-    GENERATORS,
     UPLOAD_SUFFIXES,
     ChatService,
     Session,
@@ -136,7 +136,8 @@ def build_app(service: ChatService) -> Any:
                 with gr.Row():
                     top_k = gr.Slider(1, 20, value=service.settings.top_k, step=1,
                                       label="Evidence sentences (top-k)")  # fmt: skip
-                    generator = gr.Dropdown(GENERATORS, value=service.settings.generator,
+                    generator = gr.Dropdown(list(generators.names()),
+                                            value=service.settings.generator,
                                             label="Answer generator", interactive=True,
                                             elem_id="rag-generator")  # fmt: skip
                     reset_button = gr.Button("Reset conversation", elem_id="rag-reset")

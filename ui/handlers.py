@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rag import generators
 from rag.errors import InputError, RagError
 from rag.ingest import ingest, remove_document
 from rag.loading import SUPPORTED_SUFFIXES
@@ -24,7 +25,6 @@ from rag.settings import Settings
 from rag.types import Answer, Citation
 
 UPLOAD_SUFFIXES = sorted(set(SUPPORTED_SUFFIXES))
-GENERATORS = ["extractive", "llama-cpp", "openai", "ollama"]
 EXAMPLES = [
     "What are Amazon's AI chips called?",
     "How much cheaper could Trainium 3 make AI models?",
@@ -138,13 +138,13 @@ class ChatService:
         for answer in self.pipeline.stream_chat(
             message, session.conversation, top_k=top_k, generator=generator
         ):
-            if answer.generator != "extractive" and not answer.refused:
+            if answer.generator != generators.EXTRACTIVE and not answer.refused:
                 yield render_answer(answer), answer
         if answer is None:
             return
         session.last = answer
         session.citations = list(answer.citations)
-        if answer.generator == "extractive" and not answer.refused:
+        if answer.generator == generators.EXTRACTIVE and not answer.refused:
             for n in range(1, len(answer.sentences)):
                 yield render_answer(answer, upto=n), answer
         yield render_answer(answer), answer
