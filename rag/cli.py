@@ -68,19 +68,22 @@ class CliProgress:
 
 
 PLUGIN_GROUP = "rag.commands"
+BENCH_PLUGIN_GROUP = "rag.bench_commands"
 
 
 class PluginGroup(click.Group):
-    """A click group that also offers commands registered as ``rag.commands`` entry points.
+    """A click group that also offers commands registered as entry points of ``plugin_group``.
 
     The web chat (``ui``) and the eval suite (``evals``) plug their commands in this
     way, so ``rag/`` never imports them; they are loaded only when invoked.
     """
 
+    plugin_group = PLUGIN_GROUP
+
     def _plugins(self) -> dict[str, Any]:
         from importlib.metadata import entry_points
 
-        return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
+        return {ep.name: ep for ep in entry_points(group=self.plugin_group)}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
@@ -100,6 +103,13 @@ class PluginGroup(click.Group):
                 "Reinstall from the checkout: pip install -e ."
             ) from exc
         return loaded if isinstance(loaded, click.Command) else None
+
+
+class BenchGroup(PluginGroup):
+    """``rag bench``: ``ingest`` is built in; ``ask`` is plugged in by ``evals`` because
+    its questions come from eval suites, whose schema lives there."""
+
+    plugin_group = BENCH_PLUGIN_GROUP
 
 
 @click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -484,7 +494,7 @@ def _chat_turn(pipeline: Any, conversation: Any, line: str, as_json: bool, verbo
     return True
 
 
-@cli.group()
+@cli.group(cls=BenchGroup)
 def bench() -> None:
     """Benchmarks (figures for the README and the issue notes)."""
 
@@ -504,35 +514,6 @@ def bench_ingest(ctx: click.Context, target_chunks: int, as_json: bool) -> None:
     from rag.bench import bench_ingest as run
 
     result = run(settings_from(ctx), target_chunks=target_chunks, log=echo_err)
-    if as_json:
-        echo_json(result)
-    else:
-        for key, value in result.items():
-            click.echo(f"{key:>28}: {value}")
-
-
-@bench.command("ask")
-@click.option("--rounds", default=3, show_default=True, help="Passes over the question set.")
-@click.option("--cold-runs", default=3, show_default=True, help="Fresh `rag ask` processes.")
-@click.option(
-    "--questions",
-    "questions_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Suite file (YAML or JSONL of cases) to take questions from "
-    "(default: evals/suites/trainium.yaml).",
-)
-@json_option
-@click.pass_context
-def bench_ask(
-    ctx: click.Context, rounds: int, cold_runs: int, questions_file: Path | None, as_json: bool
-) -> None:
-    """Warm ask latency (p50/p95) over a question set, and cold `rag ask` time."""
-    from rag.bench import bench_ask as run
-    from rag.bench import load_questions
-
-    questions = load_questions(questions_file)
-    result = run(settings_from(ctx), questions, rounds=rounds, cold_runs=cold_runs, log=echo_err)
     if as_json:
         echo_json(result)
     else:

@@ -18,6 +18,7 @@ from evals.runner import run_suite, summarise
 from evals.schema import DEFAULT_SUITES, SUITES_DIR, Case, SuiteError, load_suite
 from rag.loading import load_file
 from rag.settings import Settings
+from rag.stats import percentile
 
 REPO = Path(__file__).resolve().parent.parent
 ARTICLE = REPO / "corpus" / "trainium-article.md"
@@ -107,6 +108,14 @@ def test_metrics_on_hand_made_answers() -> None:
     assert check_gate(summary, {"correctness": 0.9, "max_hallucinations": 0}) == [
         "correctness 0.500 < 0.9"
     ]
+
+
+def test_latency_percentiles_are_measured_values() -> None:
+    latencies = [40.0, 10.0, 30.0, 20.0, 50.0]
+    assert percentile(latencies, 50) == 30.0
+    assert percentile(latencies, 95) == 50.0 and percentile(latencies, 0) == 10.0
+    assert percentile([], 50) == 0.0
+    assert aggregate([])["latency_p95_ms"] == 0.0
 
 
 def test_verifier_catches_corrupted_answers() -> None:
