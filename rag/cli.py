@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -18,7 +19,7 @@ import click
 
 from rag import __version__, generators
 from rag.errors import RagError
-from rag.settings import Settings, describe, load_settings
+from rag.settings import DeprecatedSettingWarning, Settings, describe, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -130,7 +131,19 @@ def cli(ctx: click.Context, data_dir: Path | None) -> None:
 def settings_from(ctx: click.Context, **more: Any) -> Settings:
     overrides = {**ctx.obj["overrides"], **more}
     ctx.obj["effective_overrides"] = overrides
-    return load_settings(**overrides)
+    # A deprecated setting is reported as one line, like other warnings, not as
+    # Python's "file:line: FutureWarning" with a source line.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecatedSettingWarning)
+        settings = load_settings(**overrides)
+    for warning in caught:
+        if issubclass(warning.category, DeprecatedSettingWarning):
+            echo_err(f"warning: {warning.message}")
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    return settings
 
 
 @cli.command()

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import tomllib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -34,6 +35,17 @@ CONFIG_ENV = "RAG_CONFIG"
 def _bundled_corpus() -> Path:
     # In a source checkout (the supported install) the corpus sits beside the package.
     return Path(__file__).resolve().parent.parent / "corpus"
+
+
+class DeprecatedSettingWarning(FutureWarning):
+    """A setting that is still accepted but does nothing and will be removed.
+
+    A ``FutureWarning`` because it is meant for the people who set it, not only for
+    developers (Python shows these by default; the CLI prints them as warnings)."""
+
+
+# Settings accepted for now but unused; setting one warns (see ``_warn_about_deprecated``).
+DEPRECATED = frozenset({"chunk_size", "chunk_overlap"})
 
 
 def config_path() -> Path:
@@ -75,11 +87,15 @@ class Settings(BaseSettings):
         default=600,
         ge=100,
         le=8000,
-        description="Passage length in characters for passages built from sentences "
-        "(the LangChain splitter and LLM prompts).",
+        description="Deprecated and unused (the index holds single sentences); will be "
+        "removed. rag.chunking.SentenceSplitter takes its own chunk_size.",
     )
     chunk_overlap: int = Field(
-        default=1, ge=0, le=5, description="Sentences repeated between neighbouring passages."
+        default=1,
+        ge=0,
+        le=5,
+        description="Deprecated and unused (the index holds single sentences); will be "
+        "removed. rag.chunking.SentenceSplitter takes its own chunk_overlap.",
     )
     embed_batch_size: int = Field(
         default=32, ge=1, le=1024, description="Texts per embedding batch during ingest."
@@ -138,6 +154,21 @@ class Settings(BaseSettings):
         default=2, ge=1, le=64, description="Web chat requests answered at once; others queue."
     )
 
+    @model_validator(mode="after")
+    def _warn_about_deprecated(self) -> Settings:
+        # Only values someone set (flag, environment, config file) warn: the defaults
+        # of a deprecated field are nobody's doing.
+        for name in sorted(DEPRECATED & self.model_fields_set):
+            env = f"{ENV_PREFIX}{name.upper()}"
+            warnings.warn(
+                f"The {name} setting is deprecated and has no effect (the index holds single "
+                f"sentences); it will be removed. Remove {env} or {name} from {config_path()}. "
+                "For your own LangChain chains, pass it to rag.chunking.SentenceSplitter.",
+                DeprecatedSettingWarning,
+                stacklevel=2,
+            )
+        return self
+
     @field_validator("generator")
     @classmethod
     def _registered_generator(cls, name: str) -> str:
@@ -164,10 +195,6 @@ class Settings(BaseSettings):
             env_settings,
             TomlConfigSettingsSource(settings_cls, toml_file=config_path()),
         )
-
-    @property
-    def index_dir(self) -> Path:
-        return self.data_dir / "index"
 
     @property
     def uploads_dir(self) -> Path:
