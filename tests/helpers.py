@@ -23,7 +23,7 @@ import numpy as np
 
 import rag.ingest
 from rag import _offline
-from rag.chunking import chunk_document
+from rag.chunking import sentence_windows
 from rag.loading import load_file
 from rag.settings import Settings, load_settings
 from rag.store import Index
@@ -37,15 +37,13 @@ CORPUS = REPO / "corpus"
 
 
 def index_chunks(doc: Document, settings: Settings) -> list[Chunk]:
-    """The chunks ingest stores for ``doc``, computed independently of the index.
+    """The chunks the index must hold for ``doc``: one sentence window per sentence and
+    heading, with ``context_sentences`` sentences of context (what the README promises).
 
-    Ingest stores sentence windows where ``rag.ingest`` uses them, else packed
-    chunks; follow it so these tests check the index against what it should hold.
+    Stated here rather than read from ``rag.ingest``, so that if ingest ever stores
+    something else the exhaustive check fails instead of following it.
     """
-    windows = getattr(rag.ingest, "sentence_windows", None)
-    if windows is not None:
-        return list(windows(doc, settings.context_sentences))
-    return chunk_document(doc, settings.chunk_size, settings.chunk_overlap)
+    return sentence_windows(doc, settings.context_sentences)
 
 
 def texts_to_embed(chunks: Sequence[Chunk]) -> list[str]:
