@@ -32,7 +32,8 @@ ENV_PREFIX = "RAG_"
 CONFIG_ENV = "RAG_CONFIG"
 
 
-def _bundled_corpus() -> Path:
+def bundled_corpus() -> Path:
+    """The folder of the bundled article (the default corpus)."""
     # In a source checkout (the supported install) the corpus sits beside the package.
     return Path(__file__).resolve().parent.parent / "corpus"
 
@@ -70,7 +71,7 @@ class Settings(BaseSettings):
         description="Model cache shared by all data directories; --rebuild never touches it.",
     )
     corpus_dir: Path = Field(
-        default_factory=_bundled_corpus,
+        default_factory=bundled_corpus,
         description="What `rag ingest` reads when given no path (the bundled article).",
     )
     embedding_model: str = Field(
@@ -152,6 +153,12 @@ class Settings(BaseSettings):
     )
     ui_concurrency: int = Field(
         default=2, ge=1, le=64, description="Web chat requests answered at once; others queue."
+    )
+    ui_examples: list[str] | None = Field(
+        default=None,
+        description="Example questions the web chat offers (RAG_UI_EXAMPLES as a JSON list; "
+        "[] for none). Default: questions about the bundled article, offered only when the "
+        "index holds just that article.",
     )
 
     @model_validator(mode="after")

@@ -181,3 +181,13 @@ def test_cli_prints_a_deprecated_setting_as_one_warning_line(
                                      "source": "env RAG_CHUNK_OVERLAP"}  # fmt: skip
     assert result.stderr.startswith("warning: The chunk_overlap setting is deprecated")
     assert result.stderr.count("\n") == 1
+
+
+def test_web_chat_examples_from_environment_or_config(
+    config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_settings(data_dir=tmp_path).ui_examples is None, "default: decided by the index"
+    config_file.write_text('ui_examples = ["Where is the pump made?"]\n')
+    assert load_settings(data_dir=tmp_path).ui_examples == ["Where is the pump made?"]
+    monkeypatch.setenv("RAG_UI_EXAMPLES", "[]")
+    assert load_settings(data_dir=tmp_path).ui_examples == []

@@ -16,7 +16,16 @@ from rag.settings import Settings
 from rag.types import Citation
 from tests.helpers import ScriptedBackend
 from ui.app import check_exposure
-from ui.handlers import ChatService, Session, render_source, safe_upload_name
+from ui.handlers import (
+    BUNDLED_EXAMPLES,
+    REFUSED_MARK,
+    ChatService,
+    Session,
+    bundled_hashes,
+    example_questions,
+    render_source,
+    safe_upload_name,
+)
 
 
 @pytest.mark.parametrize(
@@ -48,6 +57,19 @@ def test_render_source_highlights_exactly_the_offsets_and_escapes_html() -> None
     assert '<mark id="rag-highlight">Alpha beta.</mark></pre>' in html  # the second one
     assert "&lt;b&gt;Intro&lt;/b&gt;" in html and "Gamma &amp; delta" in html
     assert html.count("<mark") == 1
+
+
+def test_examples_come_from_the_setting_or_only_with_the_bundled_corpus() -> None:
+    bundled = bundled_hashes()
+    assert list(bundled) == ["trainium-article.md"]
+    assert example_questions(None, bundled, bundled) == BUNDLED_EXAMPLES
+    other = {"notes.md": "f00d"}
+    assert example_questions(None, other, bundled) == []
+    assert example_questions(None, {**bundled, **other}, bundled) == [], "not just the article"
+    assert example_questions(None, {"trainium-article.md": "edited"}, bundled) == []
+    assert example_questions(None, {}, {}) == []
+    assert example_questions(["What is  Zorblax?", " "], other, bundled) == ["What is Zorblax?"]
+    assert example_questions([], bundled, bundled) == [], "[] turns them off"
 
 
 def test_exposure_rules() -> None:
@@ -99,7 +121,18 @@ def test_citation_opens_the_highlighted_source(service: ChatService) -> None:
 def test_refusal_is_rendered_distinctly(service: ChatService) -> None:
     *_, (markdown, answer) = service.respond("Who is the CEO of Annapurna Labs?", Session())
     assert answer.refused
-    assert markdown.startswith("🚫") and "documents don't say" in markdown
+    assert markdown.startswith(REFUSED_MARK) and "documents don't say" in markdown
+    # Drawn, not a glyph: nothing in it needs an emoji font.
+    assert all(ord(ch) < 0x2190 for ch in markdown), "no symbol or emoji characters"
+
+
+@pytest.mark.slow
+def test_examples_follow_what_the_index_holds(service: ChatService, tmp_path: Path) -> None:
+    assert service.examples() == BUNDLED_EXAMPLES
+    upload = tmp_path / "zorblax.md"
+    upload.write_text("# Zorblax\n\nThe Zorblax 9 widget was invented in Lisbon in 1987.\n")
+    service.upload([str(upload)])
+    assert service.examples() == [], "the article's questions only over the article alone"
 
 
 @pytest.mark.slow
