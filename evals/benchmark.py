@@ -85,7 +85,9 @@ def check(paths: list[Path]) -> int:
         if count > 1:
             bad += 1
             print(f"duplicate id {case_id} ({count} times)")
-    print(f"{sum(kinds.values())} cases: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
+    print(
+        f"{sum(kinds.values())} cases: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+    )
     print("tags: " + ", ".join(f"{k} {n}" for k, n in sorted(tags.items())))
     return bad
 
