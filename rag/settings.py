@@ -172,7 +172,7 @@ class Settings(BaseSettings):
                 f"sentences); it will be removed. Remove {env} or {name} from {config_path()}. "
                 "For your own LangChain chains, pass it to rag.chunking.SentenceSplitter.",
                 DeprecatedSettingWarning,
-                stacklevel=2,
+                stacklevel=1,  # the caller is pydantic's validation, not the user's code
             )
         return self
 
