@@ -1,5 +1,6 @@
-"""``rag eval``: run suites, gate on thresholds, write reports. Plugged into the
-``rag`` CLI as a ``rag.commands`` entry point (rag/ never imports evals/)."""
+"""``rag eval``: run suites, gate on thresholds, write reports; and ``rag bench ask``,
+the answer-latency benchmark over a suite's questions. Plugged into the ``rag`` CLI as
+``rag.commands`` and ``rag.bench_commands`` entry points (rag/ never imports evals/)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 
 import click
 
-from rag.cli import echo_err, echo_json, settings_from
+from rag import generators
+from rag.cli import echo_err, echo_json, generator_option, json_option, settings_from
 from rag.errors import InputError
 
 
@@ -20,12 +22,7 @@ def _thresholds(**given: float | None) -> dict[str, float]:
 
 @click.command("eval")
 @click.argument("suites", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--generator",
-    type=click.Choice(["extractive", "llama-cpp", "openai", "ollama"]),
-    default=None,
-    help="Answer generator to evaluate (default: settings).",
-)
+@generator_option
 @click.option("--min-faithfulness", type=float, default=None, help="Gate: faithfulness.")
 @click.option("--min-correctness", type=float, default=None, help="Gate: answer correctness.")
 @click.option("--min-citation-validity", type=float, default=None, help="Gate: quotes at offsets.")
@@ -119,10 +116,10 @@ def eval_command(
     settings = settings_from(ctx, generator=generator)
     llm_judge = None
     if judge == "llm":
-        if settings.generator == "extractive":
-            raise InputError(
-                "--judge llm needs an LLM: pass --generator llama-cpp (or openai / ollama)."
-            )
+        if not generators.get(settings.generator).is_llm:
+            first, *others = generators.llm_names()
+            alternatives = f" (or {' / '.join(others)})" if others else ""
+            raise InputError(f"--judge llm needs an LLM: pass --generator {first}{alternatives}.")
         from rag.judge import LlmJudge
 
         llm_judge = LlmJudge(settings, settings.generator).judge
@@ -217,3 +214,36 @@ def _print_calibration(result: dict[str, Any]) -> None:
     for kind, stats in result["similarity"].items():
         click.echo(f"  {kind:<28} min {stats['min']:.3f}  median {stats['median']:.3f}  "
                    f"max {stats['max']:.3f}")  # fmt: skip
+
+
+@click.command("ask")
+@click.option("--rounds", default=3, show_default=True, help="Passes over the question set.")
+@click.option("--cold-runs", default=3, show_default=True, help="Fresh `rag ask` processes.")
+@click.option(
+    "--questions",
+    "questions_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Suite file (YAML or JSONL of cases) to take questions from "
+    "(default: evals/suites/trainium.yaml).",
+)
+@json_option
+@click.pass_context
+def bench_ask(
+    ctx: click.Context, rounds: int, cold_runs: int, questions_file: Path | None, as_json: bool
+) -> None:
+    """Warm ask latency (p50/p95) over a question set, and cold `rag ask` time."""
+    from evals.schema import SUITES_DIR, load_suite
+    from rag.bench import bench_ask as run
+
+    # The suite's own loader: included case files and JSONL suites count too.
+    suite = load_suite(questions_file or SUITES_DIR / "trainium.yaml")
+    questions = [case.question for case in suite.cases]
+    if not questions:
+        raise InputError(f"{suite.path} has no cases to take questions from.")
+    result = run(settings_from(ctx), questions, rounds=rounds, cold_runs=cold_runs, log=echo_err)
+    if as_json:
+        echo_json(result)
+    else:
+        for key, value in result.items():
+            click.echo(f"{key:>28}: {value}")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evals.schema import Case
-from rag.bench import percentile
+from rag.stats import percentile
 from rag.text import names, numbers, words
 from rag.types import Citation
 from rag.verify import Verifier, quote_is_exact

@@ -1,7 +1,10 @@
 """Benchmarks behind ``rag bench``: numbers for the README and the issue notes.
 
-Not tests: they measure, they do not assert. Each runs in a temporary data
-directory (the user's index is never touched) with the real model and Chroma.
+Not tests: they measure, they do not assert. ``bench_ingest`` runs in a temporary
+data directory (the user's index is never touched) with the real model and Chroma.
+``bench_ask`` takes its questions as a list: the ``rag bench ask`` command that
+reads them from an eval suite lives in ``evals.cli`` (the suite schema is there, and
+rag/ never imports evals/).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from rag.embedding import SentenceTransformerEmbedder
 from rag.ingest import _embed_texts, ingest
 from rag.loading import load_file
 from rag.settings import Settings
+from rag.stats import percentile
 
 _WORDS = """
     amazon chips trainium cloud model training inference cost power data centre customer
@@ -105,32 +109,6 @@ def bench_ingest(
         "reingest_unchanged_s": round(reingest_s, 2),
         "reingest_embedded": again.chunks_embedded,
     }
-
-
-DEV_SUITE = Path(__file__).resolve().parent.parent / "evals" / "suites" / "trainium.yaml"
-
-
-def load_questions(path: Path | None = None) -> list[str]:
-    """Questions of a suite file (YAML with a "cases" list, or JSONL of cases)."""
-    import json
-
-    import yaml
-
-    source = path or DEV_SUITE
-    text = source.read_text(encoding="utf-8")
-    if source.suffix == ".jsonl":
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    else:
-        rows = yaml.safe_load(text)["cases"]
-    return [str(row["question"]) for row in rows]
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    rank = max(0, min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1))))
-    return ordered[rank]
 
 
 def bench_ask(

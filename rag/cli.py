@@ -10,15 +10,16 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import click
 
-from rag import __version__
+from rag import __version__, generators
 from rag.errors import RagError
-from rag.settings import Settings, describe, load_settings
+from rag.settings import DeprecatedSettingWarning, Settings, describe, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,19 +69,22 @@ class CliProgress:
 
 
 PLUGIN_GROUP = "rag.commands"
+BENCH_PLUGIN_GROUP = "rag.bench_commands"
 
 
 class PluginGroup(click.Group):
-    """A click group that also offers commands registered as ``rag.commands`` entry points.
+    """A click group that also offers commands registered as entry points of ``plugin_group``.
 
     The web chat (``ui``) and the eval suite (``evals``) plug their commands in this
     way, so ``rag/`` never imports them; they are loaded only when invoked.
     """
 
+    plugin_group = PLUGIN_GROUP
+
     def _plugins(self) -> dict[str, Any]:
         from importlib.metadata import entry_points
 
-        return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
+        return {ep.name: ep for ep in entry_points(group=self.plugin_group)}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
@@ -102,6 +106,13 @@ class PluginGroup(click.Group):
         return loaded if isinstance(loaded, click.Command) else None
 
 
+class BenchGroup(PluginGroup):
+    """``rag bench``: ``ingest`` is built in; ``ask`` is plugged in by ``evals`` because
+    its questions come from eval suites, whose schema lives there."""
+
+    plugin_group = BENCH_PLUGIN_GROUP
+
+
 @click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rag")
 @click.option(
@@ -120,7 +131,19 @@ def cli(ctx: click.Context, data_dir: Path | None) -> None:
 def settings_from(ctx: click.Context, **more: Any) -> Settings:
     overrides = {**ctx.obj["overrides"], **more}
     ctx.obj["effective_overrides"] = overrides
-    return load_settings(**overrides)
+    # A deprecated setting is reported as one line, like other warnings, not as
+    # Python's "file:line: FutureWarning" with a source line.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecatedSettingWarning)
+        settings = load_settings(**overrides)
+    for warning in caught:
+        if issubclass(warning.category, DeprecatedSettingWarning):
+            echo_err(f"warning: {warning.message}")
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    return settings
 
 
 @cli.command()
@@ -319,10 +342,27 @@ def _question_text(parts: tuple[str, ...]) -> str:
     return question
 
 
-def _generator_option(func: F) -> F:
+class GeneratorChoice(click.Choice[str]):
+    """The registered generators (``rag.generators``), read when the flag is parsed, so a
+    generator registered after this module was imported is a valid choice too."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return generators.names()
+
+    @choices.setter
+    def choices(self, _value: tuple[str, ...]) -> None:
+        pass  # click.Choice.__init__ assigns; the registry is the only source
+
+
+def generator_option(func: F) -> F:
+    """The same ``--generator`` flag on every command that answers (ask, chat, eval)."""
     return click.option(
         "--generator",
-        type=click.Choice(["extractive", "llama-cpp", "openai", "ollama"]),
+        type=GeneratorChoice(),
         default=None,
         help="Answer generator (default: settings, extractive). LLM generators need the "
         "[llm] extra; every sentence they write is verified against the sources.",
@@ -333,7 +373,7 @@ def _generator_option(func: F) -> F:
 @click.argument("question", nargs=-1)
 @click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Evidence sentences kept.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show the evidence and timings.")
-@_generator_option
+@generator_option
 @json_option
 @click.pass_context
 def ask(
@@ -371,7 +411,7 @@ def _print_stream(snapshots: Any, verbose: bool) -> Any:
     for answer in snapshots:
         if answer.refused or len(answer.sentences) <= shown:
             continue
-        if len(answer.sentences) > 1 and shown == 0 and answer.generator == "extractive":
+        if len(answer.sentences) > 1 and shown == 0 and answer.generator == generators.EXTRACTIVE:
             break  # complete at once: render it whole below
         for sentence in answer.sentences[shown:]:
             markers = "".join(f" [{c}]" for c in sentence.citations)
@@ -396,7 +436,7 @@ Ask follow-ups naturally: "Where is it based?" refers to the earlier question.""
 @cli.command()
 @click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Evidence sentences kept.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show the evidence and timings.")
-@_generator_option
+@generator_option
 @json_option
 @click.pass_context
 def chat(
@@ -467,7 +507,7 @@ def _chat_turn(pipeline: Any, conversation: Any, line: str, as_json: bool, verbo
     return True
 
 
-@cli.group()
+@cli.group(cls=BenchGroup)
 def bench() -> None:
     """Benchmarks (figures for the README and the issue notes)."""
 
@@ -487,35 +527,6 @@ def bench_ingest(ctx: click.Context, target_chunks: int, as_json: bool) -> None:
     from rag.bench import bench_ingest as run
 
     result = run(settings_from(ctx), target_chunks=target_chunks, log=echo_err)
-    if as_json:
-        echo_json(result)
-    else:
-        for key, value in result.items():
-            click.echo(f"{key:>28}: {value}")
-
-
-@bench.command("ask")
-@click.option("--rounds", default=3, show_default=True, help="Passes over the question set.")
-@click.option("--cold-runs", default=3, show_default=True, help="Fresh `rag ask` processes.")
-@click.option(
-    "--questions",
-    "questions_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Suite file (YAML or JSONL of cases) to take questions from "
-    "(default: evals/suites/trainium.yaml).",
-)
-@json_option
-@click.pass_context
-def bench_ask(
-    ctx: click.Context, rounds: int, cold_runs: int, questions_file: Path | None, as_json: bool
-) -> None:
-    """Warm ask latency (p50/p95) over a question set, and cold `rag ask` time."""
-    from rag.bench import bench_ask as run
-    from rag.bench import load_questions
-
-    questions = load_questions(questions_file)
-    result = run(settings_from(ctx), questions, rounds=rounds, cold_runs=cold_runs, log=echo_err)
     if as_json:
         echo_json(result)
     else:

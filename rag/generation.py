@@ -1,6 +1,7 @@
 """Generative answers: an LLM writes, the verifier decides what the user sees.
 
-Backends behind ``make_backend`` (lazy imports, install hints):
+Backends behind ``make_backend``, which builds the one a generator registered in
+``rag.generators`` asks for (lazy imports, install hints). The built-in ones:
 
 - ``llama-cpp``: a local GGUF through llama-cpp-python (the packaged Qwen by default);
 - ``openai``: any OpenAI-compatible server through langchain-openai;
@@ -21,15 +22,16 @@ import atexit
 import re
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from rag import generators
 from rag.errors import ModelUnavailableError, RagError
+from rag.generators import Backend
 from rag.retrieval import Evidence
 from rag.settings import Settings
 from rag.types import Dropped
 from rag.verify import Verifier
 
-LLM_GENERATORS = ("llama-cpp", "openai", "ollama")
 REFUSAL_PATTERN = re.compile(r"documents? (?:do(?:es)?n['’]?t|do not|does not) say", re.I)
 _MARKERS = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _SENTENCE_END = re.compile(
@@ -71,14 +73,6 @@ def build_messages(
         messages.append({"role": "assistant", "content": answered})
     messages.append({"role": "user", "content": f"Evidence:\n{passages}\n\nQuestion: {question}"})
     return messages
-
-
-class Backend(Protocol):
-    """Streams the text of a chat completion at temperature 0."""
-
-    name: str
-
-    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]: ...
 
 
 class LlamaCppBackend:
@@ -135,7 +129,7 @@ class LangChainBackend:
             ) from exc
 
 
-_BACKENDS: dict[tuple[str, ...], Backend] = {}
+_BACKENDS: dict[tuple[object, ...], Backend] = {}
 
 
 @atexit.register
@@ -150,61 +144,68 @@ def _close_backends() -> None:
 
 
 def make_backend(settings: Settings, generator: str) -> Backend:
-    """The backend for ``generator`` (cached per process: loading a GGUF takes seconds)."""
+    """The backend of the registered ``generator`` (cached per process: loading a GGUF
+    takes seconds)."""
+    registered = generators.get(generator)
+    if registered.make is None:
+        raise RagError(f"The {generator} generator answers without a model; it has no backend.")
+    # The registration itself is part of the key: a generator registered again under
+    # the same name (a test's new script) must not get the previous one's backend.
     key = (
-        generator,
+        registered,
         str(settings.llm_model_path or settings.cache_dir),
         settings.llm_chat_format or "",
         settings.llm_base_url,
         settings.llm_model,
         settings.ollama_base_url,
     )
-    if key in _BACKENDS:
-        return _BACKENDS[key]
-    backend: Backend
-    if generator == "llama-cpp":
-        from rag.models import qwen_path
+    if key not in _BACKENDS:
+        _BACKENDS[key] = registered.make(settings)
+    return _BACKENDS[key]
 
-        path = settings.llm_model_path or qwen_path(settings.cache_dir)
-        if not path.is_file():
-            raise ModelUnavailableError(f"GGUF model {path} not found (RAG_LLM_MODEL_PATH).")
-        backend = LlamaCppBackend(str(path), settings, chat_format=settings.llm_chat_format)
-    elif generator == "openai":
-        try:
-            from langchain_openai import ChatOpenAI
-        except ImportError as exc:
-            raise ModelUnavailableError(
-                "The openai generator needs langchain-openai: pip install -e '.[llm]'"
-            ) from exc
-        model = ChatOpenAI(
-            base_url=settings.llm_base_url,
-            api_key=settings.llm_api_key or "not-needed",  # type: ignore[arg-type]
-            model=settings.llm_model,
-            temperature=0,
-            max_completion_tokens=settings.llm_max_tokens,
-            timeout=settings.llm_timeout_s,
-            max_retries=0,
-        )
-        backend = LangChainBackend("openai", model)
-    elif generator == "ollama":
-        try:
-            from langchain_ollama import ChatOllama
-        except ImportError as exc:
-            raise ModelUnavailableError(
-                "The ollama generator needs langchain-ollama: pip install -e '.[llm]'"
-            ) from exc
-        ollama = ChatOllama(
-            base_url=settings.ollama_base_url,
-            model=settings.llm_model,
-            temperature=0,
-            num_predict=settings.llm_max_tokens,
-        )
-        backend = LangChainBackend("ollama", ollama)
-    else:
-        raise RagError(f"Unknown generator {generator!r}; use one of extractive, "
-                       + ", ".join(LLM_GENERATORS))  # fmt: skip
-    _BACKENDS[key] = backend
-    return backend
+
+def llama_cpp_backend(settings: Settings) -> Backend:
+    from rag.models import qwen_path
+
+    path = settings.llm_model_path or qwen_path(settings.cache_dir)
+    if not path.is_file():
+        raise ModelUnavailableError(f"GGUF model {path} not found (RAG_LLM_MODEL_PATH).")
+    return LlamaCppBackend(str(path), settings, chat_format=settings.llm_chat_format)
+
+
+def openai_backend(settings: Settings) -> Backend:
+    try:
+        from langchain_openai import ChatOpenAI
+    except ImportError as exc:
+        raise ModelUnavailableError(
+            "The openai generator needs langchain-openai: pip install -e '.[llm]'"
+        ) from exc
+    model = ChatOpenAI(
+        base_url=settings.llm_base_url,
+        api_key=settings.llm_api_key or "not-needed",  # type: ignore[arg-type]
+        model=settings.llm_model,
+        temperature=0,
+        max_completion_tokens=settings.llm_max_tokens,
+        timeout=settings.llm_timeout_s,
+        max_retries=0,
+    )
+    return LangChainBackend("openai", model)
+
+
+def ollama_backend(settings: Settings) -> Backend:
+    try:
+        from langchain_ollama import ChatOllama
+    except ImportError as exc:
+        raise ModelUnavailableError(
+            "The ollama generator needs langchain-ollama: pip install -e '.[llm]'"
+        ) from exc
+    model = ChatOllama(
+        base_url=settings.ollama_base_url,
+        model=settings.llm_model,
+        temperature=0,
+        num_predict=settings.llm_max_tokens,
+    )
+    return LangChainBackend("ollama", model)
 
 
 def split_stream(tokens: Iterator[str]) -> Iterator[str]:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import tomllib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import platformdirs
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +24,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from rag import generators
 from rag.errors import InputError
 
 APP_NAME = "rag"
@@ -30,9 +32,21 @@ ENV_PREFIX = "RAG_"
 CONFIG_ENV = "RAG_CONFIG"
 
 
-def _bundled_corpus() -> Path:
+def bundled_corpus() -> Path:
+    """The folder of the bundled article (the default corpus)."""
     # In a source checkout (the supported install) the corpus sits beside the package.
     return Path(__file__).resolve().parent.parent / "corpus"
+
+
+class DeprecatedSettingWarning(FutureWarning):
+    """A setting that is still accepted but does nothing and will be removed.
+
+    A ``FutureWarning`` because it is meant for the people who set it, not only for
+    developers (Python shows these by default; the CLI prints them as warnings)."""
+
+
+# Settings accepted for now but unused; setting one warns (see ``_warn_about_deprecated``).
+DEPRECATED = frozenset({"chunk_size", "chunk_overlap"})
 
 
 def config_path() -> Path:
@@ -57,7 +71,7 @@ class Settings(BaseSettings):
         description="Model cache shared by all data directories; --rebuild never touches it.",
     )
     corpus_dir: Path = Field(
-        default_factory=_bundled_corpus,
+        default_factory=bundled_corpus,
         description="What `rag ingest` reads when given no path (the bundled article).",
     )
     embedding_model: str = Field(
@@ -74,11 +88,15 @@ class Settings(BaseSettings):
         default=600,
         ge=100,
         le=8000,
-        description="Passage length in characters for passages built from sentences "
-        "(the LangChain splitter and LLM prompts).",
+        description="Deprecated and unused (the index holds single sentences); will be "
+        "removed. rag.chunking.SentenceSplitter takes its own chunk_size.",
     )
     chunk_overlap: int = Field(
-        default=1, ge=0, le=5, description="Sentences repeated between neighbouring passages."
+        default=1,
+        ge=0,
+        le=5,
+        description="Deprecated and unused (the index holds single sentences); will be "
+        "removed. rag.chunking.SentenceSplitter takes its own chunk_overlap.",
     )
     embed_batch_size: int = Field(
         default=32, ge=1, le=1024, description="Texts per embedding batch during ingest."
@@ -90,10 +108,9 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(
         default=1000, ge=10, le=100_000, description="Longest question accepted, in characters."
     )
-    generator: Literal["extractive", "llama-cpp", "openai", "ollama"] = Field(
-        default="extractive",
-        description="Answer generator: extractive (no model), llama-cpp (local GGUF), "
-        "openai (any OpenAI-compatible server) or ollama.",
+    generator: str = Field(
+        default=generators.EXTRACTIVE,
+        description=f"Answer generator, one of those registered: {generators.summary()}.",
     )
     llm_model_path: Path | None = Field(
         default=None,
@@ -137,6 +154,38 @@ class Settings(BaseSettings):
     ui_concurrency: int = Field(
         default=2, ge=1, le=64, description="Web chat requests answered at once; others queue."
     )
+    ui_examples: list[str] | None = Field(
+        default=None,
+        description="Example questions the web chat offers (RAG_UI_EXAMPLES as a JSON list; "
+        "[] for none). Default: questions about the bundled article, offered only when the "
+        "index holds just that article.",
+    )
+
+    @model_validator(mode="after")
+    def _warn_about_deprecated(self) -> Settings:
+        # Only values someone set (flag, environment, config file) warn: the defaults
+        # of a deprecated field are nobody's doing.
+        for name in sorted(DEPRECATED & self.model_fields_set):
+            env = f"{ENV_PREFIX}{name.upper()}"
+            warnings.warn(
+                f"The {name} setting is deprecated and has no effect (the index holds single "
+                f"sentences); it will be removed. Remove {env} or {name} from {config_path()}. "
+                "For your own LangChain chains, pass it to rag.chunking.SentenceSplitter.",
+                DeprecatedSettingWarning,
+                stacklevel=1,  # the caller is pydantic's validation, not the user's code
+            )
+        return self
+
+    @field_validator("generator")
+    @classmethod
+    def _registered_generator(cls, name: str) -> str:
+        # Checked against the registry when the settings are built, so a generator
+        # registered at run time (a plugin, a test's script) is accepted too.
+        if name not in generators.names():
+            raise ValueError(
+                f"unknown generator {name!r}; use one of {', '.join(generators.names())}"
+            )
+        return name
 
     @classmethod
     def settings_customise_sources(
@@ -153,10 +202,6 @@ class Settings(BaseSettings):
             env_settings,
             TomlConfigSettingsSource(settings_cls, toml_file=config_path()),
         )
-
-    @property
-    def index_dir(self) -> Path:
-        return self.data_dir / "index"
 
     @property
     def uploads_dir(self) -> Path:

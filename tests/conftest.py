@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from rag import generators
 from rag.settings import Settings, load_settings
-from tests.helpers import isolated_settings
+from tests.helpers import ScriptedBackend, isolated_settings
 
 
 @pytest.fixture(scope="session")
@@ -78,3 +79,18 @@ class CountingEmbedder:
 @pytest.fixture
 def counting(embedder: Any) -> Iterator[Callable[[], CountingEmbedder]]:
     yield lambda: CountingEmbedder(embedder)
+
+
+@pytest.fixture
+def scripted_generator() -> Iterator[Callable[[str], ScriptedBackend]]:
+    """``use(reply)`` registers the generator "scripted", whose backend streams ``reply``,
+    through the same registry the settings, CLI and UI read; it is removed afterwards."""
+
+    def use(reply: str) -> ScriptedBackend:
+        backend = ScriptedBackend(reply)
+        generators.register("scripted", "a fixed reply, for tests", lambda settings: backend,
+                            replace=True)  # fmt: skip
+        return backend
+
+    yield use
+    generators.unregister("scripted")

@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +23,7 @@ import numpy as np
 
 import rag.ingest
 from rag import _offline
-from rag.chunking import chunk_document
+from rag.chunking import sentence_windows
 from rag.loading import load_file
 from rag.settings import Settings, load_settings
 from rag.store import Index
@@ -37,15 +37,13 @@ CORPUS = REPO / "corpus"
 
 
 def index_chunks(doc: Document, settings: Settings) -> list[Chunk]:
-    """The chunks ingest stores for ``doc``, computed independently of the index.
+    """The chunks the index must hold for ``doc``: one sentence window per sentence and
+    heading, with ``context_sentences`` sentences of context (what the README promises).
 
-    Ingest stores sentence windows where ``rag.ingest`` uses them, else packed
-    chunks; follow it so these tests check the index against what it should hold.
+    Stated here rather than read from ``rag.ingest``, so that if ingest ever stores
+    something else the exhaustive check fails instead of following it.
     """
-    windows = getattr(rag.ingest, "sentence_windows", None)
-    if windows is not None:
-        return list(windows(doc, settings.context_sentences))
-    return chunk_document(doc, settings.chunk_size, settings.chunk_overlap)
+    return sentence_windows(doc, settings.context_sentences)
 
 
 def texts_to_embed(chunks: Sequence[Chunk]) -> list[str]:
@@ -72,6 +70,25 @@ def corpus_files(*roots: Path) -> dict[str, Path]:
             if path.is_file() and not any(p.startswith(".") for p in rel.parts):
                 files[rel.as_posix()] = path
     return files
+
+
+# -- a scripted answer generator -------------------------------------------------------------
+
+
+class ScriptedBackend:
+    """An LLM backend that streams a fixed reply (a few characters at a time, as a model
+    does) and records the prompts it was given. Registered as a generator through
+    ``rag.generators`` by the ``scripted_generator`` fixture."""
+
+    name = "scripted"
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+        self.prompts: list[list[dict[str, str]]] = []
+
+    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
+        self.prompts.append(messages)
+        yield from (self.reply[i : i + 7] for i in range(0, len(self.reply), 7))
 
 
 # -- subprocesses --------------------------------------------------------------------------

@@ -8,10 +8,11 @@ import pytest
 
 from rag.answer import REFUSAL, select
 from rag.chunking import sentence_windows
+from rag.generation import FEW_SHOT, SYSTEM_PROMPT, check_sentence
 from rag.loading import load_text
 from rag.question import analyze, has_answer_type, resolve_followup
 from rag.retrieval import Evidence, rrf
-from rag.types import Citation
+from rag.types import Citation, Document
 from rag.verify import Verifier
 
 DOC = load_text(
@@ -25,8 +26,8 @@ DOC = load_text(
 class FakeView:
     """Just enough of ``CorpusView`` for the answerer: neighbours and term statistics."""
 
-    def __init__(self) -> None:
-        self.chunks = sentence_windows(DOC, 1)
+    def __init__(self, doc: Document = DOC) -> None:
+        self.chunks = sentence_windows(doc, 1)
         self.ids = [c.id for c in self.chunks]
 
     def evidence(self, chunk_id: str, dense: float = 0.0) -> Evidence:
@@ -207,8 +208,13 @@ def test_verifier_requires_a_citation() -> None:
     assert not Verifier().check(QUOTE, [], DOCS).ok
 
 
-def test_refusal_text_says_the_documents_do_not_say() -> None:
-    assert "documents don't say" in REFUSAL
+def test_an_llm_is_taught_the_refusal_the_extractive_answerer_gives() -> None:
+    # One refusal everywhere: the prompt asks an LLM for exactly the extractive
+    # answerer's sentence, and that sentence is read back as a refusal, not a claim.
+    assert f"reply exactly: {REFUSAL}" in SYSTEM_PROMPT
+    assert {"role": "assistant", "content": REFUSAL} in FEW_SHOT
+    checked = check_sentence(REFUSAL, [], Verifier(), DOCS)
+    assert checked.refusal and checked.dropped is None
 
 
 def test_a_figure_stays_with_the_thing_it_belongs_to() -> None:
@@ -251,7 +257,7 @@ def test_irregular_verbs_match_their_base_form() -> None:
     assert analyze("Which company did Amazon buy?").answer_type == "name"
 
 
-def test_definition_questions_prefer_the_defining_sentence() -> None:
+def test_what_counts_as_defining_a_term() -> None:
     from rag.question import defines
 
     assert analyze("What is Trainium?").defines == "Trainium"
@@ -259,3 +265,29 @@ def test_definition_questions_prefer_the_defining_sentence() -> None:
     assert defines("Inferentia", "Inferentia chips (for running AI models)")
     assert not defines("Trainium", "Even though Trainium 3 is new, work goes on.")
     assert not defines("Trainium", "AWS uses Trainium chips in its data centres.")
+
+
+CHIPS = load_text(
+    "# Chips\n\nAWS uses Trainium chips in its data centres. "
+    "Amazon builds its own AI chips called Trainium.\n",
+    source="chips.md",
+    kind="md",
+)
+USES = "AWS uses Trainium chips in its data centres."
+DEFINES = "Amazon builds its own AI chips called Trainium."
+
+
+def test_definition_questions_prefer_the_defining_sentence() -> None:
+    view = FakeView(CHIPS)
+    chosen = select("What is Trainium?", candidates(view, {USES: 0.8, DEFINES: 0.6}), view)  # type: ignore[arg-type]
+    assert [e.quote for e in chosen.sentences] == [DEFINES]
+    scored = {s.evidence.quote: s for s in chosen.scored}
+    # Nothing else can explain the choice: the other sentence is closer in meaning
+    # and covers the question as well.
+    assert scored[USES].dense > scored[DEFINES].dense
+    assert scored[USES].coverage == scored[DEFINES].coverage
+    # Asked without the "What is X?" form, the same evidence gives the other sentence.
+    other = select("Tell me about Trainium.", candidates(view, {USES: 0.8, DEFINES: 0.6}),
+                   view)  # type: ignore[arg-type]  # fmt: skip
+    assert not analyze("Tell me about Trainium.").defines
+    assert [e.quote for e in other.sentences] == [USES]

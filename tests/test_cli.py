@@ -196,3 +196,30 @@ def test_config_json_shows_where_values_come_from(tmp_path: Path, env) -> None:
     assert rows["data_dir"]["source"] == "flag" and rows["data_dir"]["value"] == str(tmp_path / "d")
     assert (rows["top_k"]["value"], rows["top_k"]["source"]) == (7, "env RAG_TOP_K")
     assert rows["chunk_size"]["source"] == "default"
+
+
+def test_bench_ask_is_plugged_in_by_evals() -> None:
+    result = CliRunner().invoke(cli, ["bench", "--help"])
+    assert result.exit_code == 0
+    assert "  ask " in result.output and "  ingest " in result.output
+    ask = CliRunner().invoke(cli, ["bench", "ask", "--help"])
+    assert ask.exit_code == 0 and "--questions" in ask.output and "--cold-runs" in ask.output
+
+
+def test_bench_ask_takes_questions_from_a_suite_with_included_cases(
+    indexed: Path, tmp_path: Path
+) -> None:
+    # The suite schema's own loader reads the questions, so a suite that includes case
+    # files (as the benchmark's do) works too.
+    (tmp_path / "cases.yaml").write_text(
+        "- {id: a, kind: answerable, question: 'Who makes Trainium?'}\n"
+        "- {id: b, kind: unanswerable, question: 'Who is the CEO of Annapurna Labs?'}\n"
+    )
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: tiny\ninclude: [cases.yaml]\n")
+    args = ["--data-dir", str(indexed), "bench", "ask", "--rounds", "1", "--cold-runs", "1"]
+    result = CliRunner().invoke(cli, [*args, "--questions", str(suite), "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["questions"] == 2 and figures["warm_runs"] == 2
+    assert figures["warm_p50_ms"] <= figures["warm_p95_ms"] <= figures["warm_max_ms"]

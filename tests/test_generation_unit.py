@@ -8,15 +8,21 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
-import rag.generation as generation
-from rag.generation import build_messages, check_sentence, split_stream
+from rag import generators
+from rag.cli import cli
+from rag.errors import InputError
+from rag.generation import build_messages, check_sentence, make_backend, split_stream
 from rag.ingest import ingest
 from rag.loading import load_text
 from rag.pipeline import Conversation, build_pipeline
 from rag.retrieval import Evidence
 from rag.settings import Settings
 from rag.verify import Verifier
+from tests.helpers import ScriptedBackend
+
+Scripted = Callable[[str], ScriptedBackend]
 
 DOC = load_text(
     "# Pumps\n\nThe Orion-5 pump was released in March 2019. It moves 40 litres per minute. "
@@ -96,18 +102,48 @@ def test_refusal_is_recognised() -> None:
     assert check_sentence("The documents don't say.", EVIDENCE, Verifier(), DOCS).refusal
 
 
-class ScriptedBackend:
-    """A backend that streams a fixed reply and records the prompts it was given."""
+# -- the generator registry --------------------------------------------------------------
 
-    name = "scripted"
 
-    def __init__(self, reply: str) -> None:
-        self.reply = reply
-        self.prompts: list[list[dict[str, str]]] = []
+def test_registry_lists_the_built_in_generators_extractive_first() -> None:
+    assert generators.names() == ("extractive", "llama-cpp", "openai", "ollama")
+    assert generators.llm_names() == ("llama-cpp", "openai", "ollama")
+    assert not generators.get("extractive").is_llm
 
-    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
-        self.prompts.append(messages)
-        yield from (self.reply[i : i + 7] for i in range(0, len(self.reply), 7))
+
+def test_a_registered_generator_is_a_setting_a_flag_value_and_a_backend(
+    scripted_generator: Scripted, make_settings: Callable[..., Settings]
+) -> None:
+    backend = scripted_generator("The pump moves water [1].")
+    settings = make_settings(generator="scripted")
+    assert settings.generator == "scripted"
+    assert make_backend(settings, "scripted") is backend
+    result = CliRunner().invoke(cli, ["ask", "--help"])
+    assert "scripted" in result.output
+    # Registered again (a new script): the cached backend of the old one is not reused.
+    again = scripted_generator("Another reply.")
+    assert make_backend(settings, "scripted") is again
+
+
+def test_unknown_generators_are_refused_everywhere(make_settings: Callable[..., Settings]) -> None:
+    with pytest.raises(InputError, match=r"generator.*'gpt-9'.*extractive, llama-cpp"):
+        make_settings(generator="gpt-9")
+    with pytest.raises(InputError, match="use one of extractive"):
+        make_backend(make_settings(), "gpt-9")
+    result = CliRunner().invoke(cli, ["ask", "--generator", "gpt-9", "question"])
+    assert result.exit_code == 2 and "'gpt-9' is not one of 'extractive'" in result.output
+
+
+def test_registration_rules() -> None:
+    with pytest.raises(ValueError, match="needs a backend factory"):
+        generators.register("quiet", "no backend", None)
+    with pytest.raises(ValueError, match="already registered"):
+        generators.register("openai", "again", lambda settings: ScriptedBackend(""))
+    with pytest.raises(ValueError, match="cannot be removed"):
+        generators.unregister("extractive")
+
+
+# -- generation through the pipeline -------------------------------------------------------
 
 
 @pytest.fixture
@@ -124,23 +160,18 @@ def corpus_pipeline(
     pipeline.close()
 
 
-def use_backend(monkeypatch: pytest.MonkeyPatch, backend: ScriptedBackend) -> None:
-    monkeypatch.setattr(generation, "make_backend", lambda settings, name: backend)
-
-
 @pytest.mark.slow
 def test_stream_releases_only_verified_sentences(
-    corpus_pipeline: Any, monkeypatch: pytest.MonkeyPatch
+    corpus_pipeline: Any, scripted_generator: Scripted
 ) -> None:
-    backend = ScriptedBackend(
+    backend = scripted_generator(
         "The Orion-5 pump was released in March 2019 [1]. It was designed by Ada Lovelace [1]. "
         "The Orion-5 pump moves 40 litres per minute [2]."
     )
-    use_backend(monkeypatch, backend)
     snapshots = list(corpus_pipeline.stream("When was the Orion-5 pump released?",
-                                            generator="llama-cpp"))  # fmt: skip
+                                            generator="scripted"))  # fmt: skip
     final = snapshots[-1].to_json()
-    assert final["generator"] == "llama-cpp" and not final["refused"]
+    assert final["generator"] == "scripted" and not final["refused"]
     texts = [s["text"] for s in final["sentences"]]
     assert texts == ["The Orion-5 pump was released in March 2019.",
                      "The Orion-5 pump moves 40 litres per minute."]  # fmt: skip
@@ -156,34 +187,30 @@ def test_stream_releases_only_verified_sentences(
 
 @pytest.mark.slow
 def test_nothing_supported_falls_back_to_extractive(
-    corpus_pipeline: Any, monkeypatch: pytest.MonkeyPatch
+    corpus_pipeline: Any, scripted_generator: Scripted
 ) -> None:
-    use_backend(monkeypatch, ScriptedBackend("It was released in 1850 by Napoleon [1]."))
-    answer = corpus_pipeline.ask("When was the Orion-5 pump released?", generator="openai")
-    assert not answer.refused and answer.generator == "openai"
+    scripted_generator("It was released in 1850 by Napoleon [1].")
+    answer = corpus_pipeline.ask("When was the Orion-5 pump released?", generator="scripted")
+    assert not answer.refused and answer.generator == "scripted"
     assert answer.answer == "The Orion-5 pump was released in March 2019."
     assert answer.dropped and "1850" in answer.dropped[0].reason
 
 
 @pytest.mark.slow
 def test_gated_refusal_never_asks_the_llm(
-    corpus_pipeline: Any, monkeypatch: pytest.MonkeyPatch
+    corpus_pipeline: Any, scripted_generator: Scripted
 ) -> None:
-    backend = ScriptedBackend("The Orion-5 costs $300 [1].")
-    use_backend(monkeypatch, backend)
-    answer = corpus_pipeline.ask("How much does the Orion-5 pump cost?", generator="ollama")
+    backend = scripted_generator("The Orion-5 costs $300 [1].")
+    answer = corpus_pipeline.ask("How much does the Orion-5 pump cost?", generator="scripted")
     assert answer.refused and backend.prompts == []
 
 
 @pytest.mark.slow
-def test_chat_history_reaches_the_llm(
-    corpus_pipeline: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    backend = ScriptedBackend("It moves 40 litres per minute [2].")
-    use_backend(monkeypatch, backend)
+def test_chat_history_reaches_the_llm(corpus_pipeline: Any, scripted_generator: Scripted) -> None:
+    backend = scripted_generator("It moves 40 litres per minute [2].")
     conversation = Conversation()
-    corpus_pipeline.chat("When was the Orion-5 pump released?", conversation, generator="openai")
-    corpus_pipeline.chat("How much water does it move?", conversation, generator="openai")
+    corpus_pipeline.chat("When was the Orion-5 pump released?", conversation, generator="scripted")
+    corpus_pipeline.chat("How much water does it move?", conversation, generator="scripted")
     last_prompt = backend.prompts[-1]
     assert {"role": "user", "content": "Question: When was the Orion-5 pump released?"} in (
         last_prompt

@@ -6,12 +6,21 @@ user's real configuration never takes part.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from rag.cli import cli
 from rag.errors import InputError
-from rag.settings import Settings, config_path, describe, load_settings
+from rag.settings import (
+    DeprecatedSettingWarning,
+    Settings,
+    config_path,
+    describe,
+    load_settings,
+)
 
 DEFAULT_TOP_K = Settings.model_fields["top_k"].default
 DEFAULT_BATCH = Settings.model_fields["embed_batch_size"].default
@@ -133,3 +142,52 @@ def test_unparseable_config_file_is_an_input_error(config_file: Path, tmp_path: 
     config_file.write_text("top_k = = 3\n[unclosed\n")
     with pytest.raises(InputError, match="Cannot parse config file"):
         load_settings(data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("layer", ["override", "env", "config"])
+def test_deprecated_settings_still_load_but_warn(
+    config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layer: str
+) -> None:
+    overrides: dict = {}
+    if layer == "override":
+        overrides = {"chunk_size": 700}
+    elif layer == "env":
+        monkeypatch.setenv("RAG_CHUNK_SIZE", "700")
+    else:
+        config_file.write_text("chunk_size = 700\n")
+    with pytest.warns(DeprecatedSettingWarning, match="chunk_size setting is deprecated") as got:
+        settings = load_settings(data_dir=tmp_path, **overrides)
+    assert settings.chunk_size == 700, "still accepted while deprecated"
+    assert len(got) == 1 and "RAG_CHUNK_SIZE" in str(got[0].message)
+    assert "SentenceSplitter" in str(got[0].message), "says where the knob lives now"
+
+
+def test_untouched_deprecated_settings_are_silent(config_file: Path, tmp_path: Path) -> None:
+    # pytest turns warnings into errors here, so a warning would fail this test.
+    settings = load_settings(data_dir=tmp_path)
+    assert "Deprecated" in Settings.model_fields["chunk_overlap"].description
+    assert settings.chunk_overlap == Settings.model_fields["chunk_overlap"].default
+
+
+def test_cli_prints_a_deprecated_setting_as_one_warning_line(
+    config_file: Path, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(
+        cli, ["--data-dir", str(tmp_path), "config", "--json"], env={"RAG_CHUNK_OVERLAP": "2"}
+    )
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)["settings"]}
+    assert rows["chunk_overlap"] == {**rows["chunk_overlap"], "value": 2,
+                                     "source": "env RAG_CHUNK_OVERLAP"}  # fmt: skip
+    assert result.stderr.startswith("warning: The chunk_overlap setting is deprecated")
+    assert result.stderr.count("\n") == 1
+
+
+def test_web_chat_examples_from_environment_or_config(
+    config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_settings(data_dir=tmp_path).ui_examples is None, "default: decided by the index"
+    config_file.write_text('ui_examples = ["Where is the pump made?"]\n')
+    assert load_settings(data_dir=tmp_path).ui_examples == ["Where is the pump made?"]
+    monkeypatch.setenv("RAG_UI_EXAMPLES", "[]")
+    assert load_settings(data_dir=tmp_path).ui_examples == []

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def app_url(
-    tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path, embedder: Any
+@contextmanager
+def serve(
+    tmp_path_factory: pytest.TempPathFactory,
+    model_cache_dir: Path,
+    embedder: Any,
+    corpus: list[Path] | None = None,
 ) -> Iterator[str]:
+    """``rag ui`` over a fresh index of ``corpus`` (default: the bundled article)."""
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is missing: apt-get install chromium (make test does)")
     config = str(tmp_path_factory.getbasetemp() / "no-config.toml")
@@ -44,7 +49,7 @@ def app_url(
     settings = isolated_settings(
         tmp_path_factory.getbasetemp(), data_dir=data_dir, cache_dir=model_cache_dir
     )
-    ingest(settings, embedder=embedder)
+    ingest(settings, corpus, embedder=embedder)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(RAG_CACHE_DIR=str(model_cache_dir), RAG_CONFIG=config)
@@ -64,6 +69,14 @@ def app_url(
 
 
 @pytest.fixture(scope="module")
+def app_url(
+    tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path, embedder: Any
+) -> Iterator[str]:
+    with serve(tmp_path_factory, model_cache_dir, embedder) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
@@ -77,9 +90,11 @@ BOT = '#rag-chat [data-testid="bot"]'
 USER = '#rag-chat [data-testid="user"]'
 
 
-def ask(page: Any, question: str) -> None:
+def ask(page: Any, question: str | None) -> None:
+    """Ask ``question`` (None: whatever the question box holds) and wait for the answer."""
     before = page.locator(BOT).count()
-    page.locator("#rag-question textarea").fill(question)
+    if question is not None:
+        page.locator("#rag-question textarea").fill(question)
     page.locator("#rag-ask").click()
     page.wait_for_function(
         "([sel, n]) => document.querySelectorAll(sel).length > n", arg=[BOT, before]
@@ -119,12 +134,75 @@ def test_question_citation_and_highlight(browser: Any, app_url: str) -> None:
     page.close()
 
 
-def test_unanswerable_question_is_refused(browser: Any, app_url: str) -> None:
+def test_unanswerable_question_is_refused_with_a_mark_that_needs_no_font(
+    browser: Any, app_url: str
+) -> None:
     page = browser.new_page()
     page.goto(app_url)
     ask(page, "Who is the CEO of Annapurna Labs?")
     assert "The documents don't say" in last_answer(page)
+    # The mark is drawn (an emoji was an empty box without an emoji font): it is there,
+    # has its shapes and a size, and sits on the line of the refusal sentence.
+    message = page.locator(BOT).last
+    mark = message.locator("svg.rag-refused-mark")
+    assert mark.locator("circle, line").count() == 2
+    box, words = mark.bounding_box(), message.locator("strong").first.bounding_box()
+    assert box and words and box["width"] >= 12 and box["height"] >= 12
+    assert abs((box["y"] + box["height"] / 2) - (words["y"] + words["height"] / 2)) < 8
+    assert box["x"] + box["width"] <= words["x"], "before the words, on the same line"
+    assert all(ord(ch) < 0x2190 for ch in last_answer(page)), "no symbol or emoji glyphs"
     page.close()
+
+
+def test_documents_table_shows_every_column_at_the_default_window_size(
+    browser: Any, app_url: str
+) -> None:
+    page = browser.new_page()  # Playwright's default window, 1280 x 720
+    page.goto(app_url)
+    page.locator("#rag-documents").get_by_text("Documents").first.click()
+    table = page.locator("#rag-doc-table")
+    source = table.get_by_text("trainium-article.md").filter(visible=True).first
+    source.wait_for()
+    frame = table.bounding_box()
+    assert frame is not None
+    cells = {
+        name: table.get_by_text(name, exact=True).first for name in ("title", "source", "chunks")
+    }
+    for name, cell in {**cells, "a source": source}.items():
+        box = cell.bounding_box()
+        assert box is not None, name
+        right = frame["x"] + frame["width"]
+        assert frame["x"] <= box["x"] and box["x"] + box["width"] <= right, f"{name} is cut off"
+    page.close()
+
+
+def test_example_questions_match_the_bundled_article(browser: Any, app_url: str) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    page.goto(app_url)
+    page.locator("#rag-examples").get_by_text("Where is Annapurna Labs based?").click()
+    # Clicking fills the question box through a round trip to the server.
+    expect(page.locator("#rag-question textarea")).to_have_value("Where is Annapurna Labs based?")
+    ask(page, None)
+    assert "Austin" in last_answer(page)
+    page.close()
+
+
+def test_no_example_questions_over_other_documents(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path, embedder: Any
+) -> None:
+    folder = tmp_path_factory.mktemp("other-corpus")
+    (folder / "pumps.md").write_text("# Pumps\n\nThe Orion-5 pump was released in 2019.\n")
+    with serve(tmp_path_factory, model_cache_dir, embedder, [folder]) as url:
+        page = browser.new_page()
+        page.goto(url)
+        page.locator("#rag-question textarea").wait_for()
+        assert page.locator("#rag-examples").count() == 0
+        assert page.get_by_text("Where is Annapurna Labs based?").count() == 0
+        ask(page, "When was the Orion-5 pump released?")
+        assert "2019" in last_answer(page)
+        page.close()
 
 
 def test_upload_a_file_and_ask_about_it(browser: Any, app_url: str, tmp_path: Path) -> None:

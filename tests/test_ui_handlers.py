@@ -14,8 +14,18 @@ from rag.ingest import ingest, ingest_lock
 from rag.pipeline import build_pipeline
 from rag.settings import Settings
 from rag.types import Citation
+from tests.helpers import ScriptedBackend
 from ui.app import check_exposure
-from ui.handlers import ChatService, Session, render_source, safe_upload_name
+from ui.handlers import (
+    BUNDLED_EXAMPLES,
+    REFUSED_MARK,
+    ChatService,
+    Session,
+    bundled_hashes,
+    example_questions,
+    render_source,
+    safe_upload_name,
+)
 
 
 @pytest.mark.parametrize(
@@ -47,6 +57,19 @@ def test_render_source_highlights_exactly_the_offsets_and_escapes_html() -> None
     assert '<mark id="rag-highlight">Alpha beta.</mark></pre>' in html  # the second one
     assert "&lt;b&gt;Intro&lt;/b&gt;" in html and "Gamma &amp; delta" in html
     assert html.count("<mark") == 1
+
+
+def test_examples_come_from_the_setting_or_only_with_the_bundled_corpus() -> None:
+    bundled = bundled_hashes()
+    assert list(bundled) == ["trainium-article.md"]
+    assert example_questions(None, bundled, bundled) == BUNDLED_EXAMPLES
+    other = {"notes.md": "f00d"}
+    assert example_questions(None, other, bundled) == []
+    assert example_questions(None, {**bundled, **other}, bundled) == [], "not just the article"
+    assert example_questions(None, {"trainium-article.md": "edited"}, bundled) == []
+    assert example_questions(None, {}, {}) == []
+    assert example_questions(["What is  Zorblax?", " "], other, bundled) == ["What is Zorblax?"]
+    assert example_questions([], bundled, bundled) == [], "[] turns them off"
 
 
 def test_exposure_rules() -> None:
@@ -98,7 +121,18 @@ def test_citation_opens_the_highlighted_source(service: ChatService) -> None:
 def test_refusal_is_rendered_distinctly(service: ChatService) -> None:
     *_, (markdown, answer) = service.respond("Who is the CEO of Annapurna Labs?", Session())
     assert answer.refused
-    assert markdown.startswith("🚫") and "documents don't say" in markdown
+    assert markdown.startswith(REFUSED_MARK) and "documents don't say" in markdown
+    # Drawn, not a glyph: nothing in it needs an emoji font.
+    assert all(ord(ch) < 0x2190 for ch in markdown), "no symbol or emoji characters"
+
+
+@pytest.mark.slow
+def test_examples_follow_what_the_index_holds(service: ChatService, tmp_path: Path) -> None:
+    assert service.examples() == BUNDLED_EXAMPLES
+    upload = tmp_path / "zorblax.md"
+    upload.write_text("# Zorblax\n\nThe Zorblax 9 widget was invented in Lisbon in 1987.\n")
+    service.upload([str(upload)])
+    assert service.examples() == [], "the article's questions only over the article alone"
 
 
 @pytest.mark.slow
@@ -141,27 +175,19 @@ def test_cli_ingest_elsewhere_becomes_searchable_without_restart(
 
 @pytest.mark.slow
 def test_llm_answers_stream_verified_sentences_into_the_chat(
-    service: ChatService, monkeypatch: pytest.MonkeyPatch
+    service: ChatService, scripted_generator: Callable[[str], ScriptedBackend]
 ) -> None:
-    import rag.generation as generation
-
-    class Scripted:
-        name = "scripted"
-
-        def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
-            yield from iter(
-                "Annapurna Labs is in Austin, Texas [1]. Its CEO is Jane Roe [1]. "
-                "Amazon bought Annapurna Labs in 2015 [2]."
-            )
-
-    monkeypatch.setattr(generation, "make_backend", lambda settings, name: Scripted())
+    scripted_generator(
+        "Annapurna Labs is in Austin, Texas [1]. Its CEO is Jane Roe [1]. "
+        "Amazon bought Annapurna Labs in 2015 [2]."
+    )
     session = Session()
     frames = list(service.respond("Where is Annapurna Labs based?", session,
-                                  generator="llama-cpp"))  # fmt: skip
+                                  generator="scripted"))  # fmt: skip
     markdowns = [markdown for markdown, _ in frames]
     assert "Austin" in markdowns[0] and "2015" not in markdowns[0]  # one sentence first
     final = frames[-1][1]
-    assert final.generator == "llama-cpp"
+    assert final.generator == "scripted"
     assert "Jane Roe" not in markdowns[-1]
     assert [d.text for d in final.dropped] == ["Its CEO is Jane Roe."]
     assert service.citation_choices(session), "the sources panel gets the citations"

@@ -12,11 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import rag  # noqa: F401  (offline and no-analytics environment first)
+from rag import generators
 from rag.errors import InputError, RagError
 from rag.settings import Settings
 from ui.handlers import (
-    EXAMPLES,
-    GENERATORS,
     UPLOAD_SUFFIXES,
     ChatService,
     Session,
@@ -28,6 +27,7 @@ CSS = """
   overflow-y: auto; margin: 0; padding: 0.5em; }
 .rag-source-title { margin-bottom: 0.4em; }
 #rag-highlight { background: #ffe066; color: #000; padding: 0 2px; border-radius: 3px; }
+#rag-chat .rag-refused-mark { display: inline-block; vertical-align: -2px; margin-right: 0.2em; }
 """
 SCROLL_TO_HIGHLIGHT = (
     "() => { setTimeout(() => { const m = document.getElementById('rag-highlight');"
@@ -132,11 +132,14 @@ def build_app(service: ChatService) -> Any:
                         max_lines=4,
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, elem_id="rag-ask")
-                gr.Examples(EXAMPLES, inputs=box, label="Try")
+                examples = service.examples()
+                if examples:
+                    gr.Examples(examples, inputs=box, label="Try", elem_id="rag-examples")
                 with gr.Row():
                     top_k = gr.Slider(1, 20, value=service.settings.top_k, step=1,
                                       label="Evidence sentences (top-k)")  # fmt: skip
-                    generator = gr.Dropdown(GENERATORS, value=service.settings.generator,
+                    generator = gr.Dropdown(list(generators.names()),
+                                            value=service.settings.generator,
                                             label="Answer generator", interactive=True,
                                             elem_id="rag-generator")  # fmt: skip
                     reset_button = gr.Button("Reset conversation", elem_id="rag-reset")
@@ -148,8 +151,11 @@ def build_app(service: ChatService) -> Any:
                                      visible=False, elem_id="rag-citations")  # fmt: skip
                 viewer = gr.HTML(elem_id="rag-viewer")
                 with gr.Accordion("Documents", open=False, elem_id="rag-documents"):
+                    # Long titles wrap inside fixed shares of the width; unwrapped, the
+                    # title alone filled the panel and hid source and chunks.
                     table = gr.Dataframe(headers=["title", "source", "chunks"],
-                                         interactive=False, elem_id="rag-doc-table")  # fmt: skip
+                                         interactive=False, elem_id="rag-doc-table", wrap=True,
+                                         column_widths=["50%", "35%", "15%"])  # fmt: skip
                     files = gr.File(file_count="multiple", file_types=UPLOAD_SUFFIXES,
                                     label="Upload .md / .txt / .pdf / .html / .docx",
                                     elem_id="rag-upload")  # fmt: skip

@@ -12,25 +12,36 @@ import html
 import re
 import shutil
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rag import generators
 from rag.errors import InputError, RagError
-from rag.loading import SUPPORTED_SUFFIXES
+from rag.loading import SUPPORTED_SUFFIXES, is_supported, load_file
 from rag.pipeline import Conversation, Pipeline
-from rag.settings import Settings
+from rag.settings import Settings, bundled_corpus
 from rag.types import Answer, Citation
 
 UPLOAD_SUFFIXES = sorted(set(SUPPORTED_SUFFIXES))
-GENERATORS = ["extractive", "llama-cpp", "openai", "ollama"]
-EXAMPLES = [
+# Questions about the bundled article (corpus/trainium-article.md): offered only while
+# the index holds exactly that corpus, since they mean nothing over other documents.
+BUNDLED_EXAMPLES = [
     "What are Amazon's AI chips called?",
     "How much cheaper could Trainium 3 make AI models?",
     "Where is Annapurna Labs based?",
     "Does Amazon sell its chips?",
     "How much does a Trainium 3 chip cost?",
 ]
+# A "no entry" sign drawn as inline SVG: an emoji (🚫) is an empty box on a machine
+# without an emoji font, and the page uses the system's fonts. Plain pixel geometry,
+# because the chat's HTML sanitiser drops viewBox (and aria attributes); the words
+# that follow the mark say the same thing for screen readers.
+REFUSED_MARK = (
+    '<svg class="rag-refused-mark" width="16" height="16">'
+    '<circle cx="8" cy="8" r="6.5" fill="none" stroke="#c0392b" stroke-width="2"/>'
+    '<line x1="3.5" y1="12.5" x2="12.5" y2="3.5" stroke="#c0392b" stroke-width="2"/></svg>'
+)
 Progress = Callable[[float, str], None]
 
 
@@ -54,7 +65,7 @@ def render_answer(answer: Answer, upto: int | None = None) -> str:
     """Chat Markdown for an answer; ``upto`` sentences only (for streaming)."""
     if answer.refused:
         return (
-            f"🚫 **{answer.answer}**\n\n"
+            f"{REFUSED_MARK} **{answer.answer}**\n\n"
             "_No passage in the indexed documents states this. Try rephrasing, or add a "
             "document that covers it._"
         )
@@ -83,6 +94,27 @@ def render_details(answer: Answer | None) -> str:
     for dropped in answer.dropped:
         lines.append(f"\n*Dropped:* {dropped.text} ({dropped.reason})")
     return "\n".join(lines)
+
+
+def example_questions(
+    configured: list[str] | None, indexed: Mapping[str, str], bundled: Mapping[str, str]
+) -> list[str]:
+    """The example questions to offer: the configured ones (``ui_examples``) if any are
+    configured, else the bundled article's when the index (source -> content hash) holds
+    exactly the bundled corpus, else none."""
+    if configured is not None:
+        return [q for q in (" ".join(q.split()) for q in configured) if q]
+    return list(BUNDLED_EXAMPLES) if indexed and dict(indexed) == dict(bundled) else []
+
+
+def bundled_hashes() -> dict[str, str]:
+    """source -> content hash of each file of the bundled corpus, named as ingest names them."""
+    folder = bundled_corpus()
+    return {
+        (source := path.relative_to(folder).as_posix()): load_file(path, source).content_hash
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and is_supported(path)
+    }
 
 
 def render_source(text: str, title: str, citation: Citation) -> str:
@@ -137,13 +169,13 @@ class ChatService:
         for answer in self.pipeline.stream_chat(
             message, session.conversation, top_k=top_k, generator=generator
         ):
-            if answer.generator != "extractive" and not answer.refused:
+            if answer.generator != generators.EXTRACTIVE and not answer.refused:
                 yield render_answer(answer), answer
         if answer is None:
             return
         session.last = answer
         session.citations = list(answer.citations)
-        if answer.generator == "extractive" and not answer.refused:
+        if answer.generator == generators.EXTRACTIVE and not answer.refused:
             for n in range(1, len(answer.sentences)):
                 yield render_answer(answer, upto=n), answer
         yield render_answer(answer), answer
@@ -177,6 +209,13 @@ class ChatService:
 
     def sources(self) -> list[str]:
         return [str(row[1]) for row in self.documents()]
+
+    def examples(self) -> list[str]:
+        """Example questions for the chat, decided when it starts (see ``example_questions``)."""
+        if self.settings.ui_examples is not None:
+            return example_questions(self.settings.ui_examples, {}, {})
+        indexed = {d.source: d.content_hash for d in self.pipeline.live.documents()}
+        return example_questions(None, indexed, bundled_hashes())
 
     def upload(self, paths: list[str], progress: Progress | None = None) -> str:
         """Copy uploaded files into the data directory and ingest them incrementally."""

@@ -1,0 +1,34 @@
+"""The package boundaries the house style promises: ``rag/`` never imports ``ui/`` or
+``evals/`` (they plug into it through entry points), and never reads files under
+``evals/`` either (the suite schema, and the suites, belong to ``evals/``)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+RAG = Path(__file__).resolve().parent.parent / "rag"
+
+
+def imported_modules(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(RAG.glob("*.py")), ids=lambda p: p.name)
+def test_rag_depends_on_neither_ui_nor_evals(path: Path) -> None:
+    outside = {m for m in imported_modules(path) if m.split(".")[0] in {"ui", "evals"}}
+    assert not outside, f"{path.name} imports {sorted(outside)}"
+    strings = [
+        node.value
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+    assert not [s for s in strings if s in {"evals", "suites"}], f"{path.name} reads evals/ files"
