@@ -1,5 +1,6 @@
 """Reports of an eval run: a terminal table, JSON, JUnit XML, a self-contained HTML
-page, a before/after comparison, and a RAGAS / DeepEval dataset export."""
+page, a before/after comparison, and a RAGAS / DeepEval dataset export. Formatting
+only: the figures come from ``evals.metrics``."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Running a suite: index its corpus in a scratch data directory, ask every case
-through the same pipeline the CLI and UI use, and score it (``evals.metrics``)."""
+through the same pipeline the CLI and UI use, and score it (``evals.metrics``). It does
+not decide what counts as right (``evals.metrics``) or print (``evals.report``)."""
 
 from __future__ import annotations
 

@@ -2,9 +2,13 @@
 
 Every ``Span`` and ``Chunk`` satisfies ``text == document.text[start:end]``. The
 splitter is rule-based (no model, no download): blocks come from lines (Markdown
-headings, list items, blank-line paragraphs, hard-wrapped lines joined back),
-sentences from end punctuation followed by a capital, minus common abbreviations.
-It does not understand tables or code blocks; they are treated as paragraphs.
+and underlined headings, plain-text title lines, list items, blank-line paragraphs,
+hard-wrapped lines joined back, steps in indentation), table rows (Markdown pipe
+tables, aligned columns in PDF layout text; each row one unit, its column headers
+its context) and fenced code lines (one unit each); sentences come from end
+punctuation followed by a capital, minus common abbreviations. It does not parse
+nested lists, HTML left in Markdown, or tables without a header row; it does not
+read files (``rag.loading``) or embed (``rag.ingest``).
 
 ``SentenceSplitter`` exposes the same packing as a LangChain ``TextSplitter`` so the
 chunks can be used with other LangChain tooling.

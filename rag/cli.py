@@ -1,7 +1,9 @@
 """The ``rag`` command line: parse, call the pipeline, render. No logic of its own.
 
 Exit codes: 0 ok, 1 a user-facing error (the message names the next step),
-2 a usage error. Every command that prints has ``--json``.
+2 a usage error. Every command that prints has ``--json``. Commands that live outside
+rag/ (``ui``, ``eval``, ``bench ask``) plug in through entry points; rag/ never
+imports them.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ comes from the next-token log-probabilities (a second model instance with logits
 kept); with a server backend it is the answer read as 1 (yes) or 0 (no).
 
 ``Verifiers`` builds the verifier each generator's sentences pass (with this check
-added when it is enabled). The checks themselves are ``rag.verify``'s.
+added when it is enabled). The checks themselves are ``rag.verify``'s; nothing here
+decides answerability or is used by the default (extractive) path.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Precedence, lowest first: defaults, a TOML config file, ``RAG_*`` environment
 variables, then CLI flags (passed in as overrides). ``describe()`` reports where each
 effective value came from, for ``rag config``. Settings are passed explicitly;
-there is no module-level instance.
+there is no module-level instance. This module does not build anything from them
+(``rag.pipeline.build_pipeline`` does).
 """
 
 from __future__ import annotations

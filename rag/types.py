@@ -2,6 +2,7 @@
 
 Offsets are character offsets into ``Document.text``, the exact text the index stores
 for that document, so a citation can always be checked with ``text[start:end]``.
+Plain data: no behaviour beyond serialising the answer contract (``Answer.to_json``).
 """
 
 from __future__ import annotations
