@@ -67,7 +67,9 @@ def _name_forms(text: str) -> set[str]:
     return names(text) | plain | {stem(w) for w in tokens}
 
 
-_ANSWER_PARTICLE = re.compile(r"^\s*(?:yes|no)\b[,.!:;]?\s+", re.IGNORECASE)
+# "Yes, ..." / "No. ..." answer the question; the claim is what follows. Only with its
+# punctuation: "No direct support is provided" is itself the (negated) claim.
+_ANSWER_PARTICLE = re.compile(r"^\s*(?:yes|no)[,.!:;]\s+", re.IGNORECASE)
 
 ExtraCheck = Callable[[str, Sequence[Citation]], str | None]
 

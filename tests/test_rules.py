@@ -54,3 +54,16 @@ def test_weights_are_named_and_sane() -> None:
     assert abs(answer.ASKED_TERMS_WEIGHT + answer.HISTORY_TERMS_WEIGHT - 1.0) < 1e-9
     assert 0 < answer.MIN_RELEVANCE < answer.MIN_DENSE_ALONE < 1
     assert answer.MAX_SENTENCES >= 1 and 0 < answer.SECOND_SENTENCE_RATIO <= 1
+
+
+def test_a_sentence_that_opens_with_no_is_its_own_negated_claim() -> None:
+    from rag.types import Citation
+    from rag.verify import Verifier
+
+    text = "No direct support is provided for 'at'."
+    documents = {"doc.txt": f"Intro. {text} More."}
+    citation = Citation(1, "doc.txt", "Doc", None, text, 7, 7 + len(text))
+    assert Verifier().check(text, [citation], documents).ok
+    # "No, ..." answers the question; what follows is the claim checked.
+    flipped = Verifier().check("No, direct support is provided for 'at'.", [citation], documents)
+    assert not flipped.ok and "negation" in " ".join(flipped.reasons)
