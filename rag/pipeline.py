@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from rag import answer as extractive
+from rag import generators
 from rag.answerers import Answerer, AnswerState, ExtractiveAnswerer, GenerativeAnswerer
 from rag.conversation import Conversation, Turn
 from rag.embedding import make_embedder
@@ -97,11 +98,14 @@ class Pipeline:
         turns: Sequence[tuple[str, str]] = (),
     ) -> AnswerState:
         """Retrieve and decide: the state every answerer starts from."""
+        # An unknown generator is refused before anything runs, even on a question
+        # that would be refused anyway (its answer would carry a false label).
+        chosen = generators.get(generator or self.settings.generator).name
         state = AnswerState(
             question=check_question(question, self.settings.max_question_chars),
             history=list(history),
             turns=list(turns),
-            generator=generator or self.settings.generator,
+            generator=chosen,
             top_k=max(top_k or self.settings.top_k, 1),
         )
         with self.live.reading() as retriever:

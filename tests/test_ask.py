@@ -287,3 +287,11 @@ def test_the_live_index_sees_another_process_ingest(
         assert live_pipeline.ask("In which year was the Harbor depot opened?").refused
     finally:
         live_pipeline.close()
+
+
+def test_an_unknown_generator_is_refused_before_anything_runs(pipeline: Pipeline) -> None:
+    from rag.errors import InputError
+
+    # Even a question the documents do not answer: its refusal would carry a false label.
+    with pytest.raises(InputError, match="Unknown generator 'gpt-9'"):
+        pipeline.ask("What is the phone number of Annapurna Labs?", generator="gpt-9")
