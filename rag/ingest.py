@@ -6,29 +6,27 @@ get only their missing chunks embedded (vectors of unchanged chunk text are
 reused) and their old chunks retired after the new ones are committed. See
 ``rag.store`` for why a SIGKILL at any point leaves a usable index.
 
-One ingest at a time per data directory (a file lock); a second one waits, saying
-so, or fails at once with ``wait=False``.
+One ingest at a time per data directory (``rag.sources.ingest_lock``); a second one
+waits, saying so, or fails at once with ``wait=False``. Which files are read, and
+under which names, is ``rag.sources``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock, Timeout
 
 from rag.chunking import CHUNKER_VERSION, sentence_windows
 from rag.embedding import Embedder, SentenceTransformerEmbedder, ensure_onnx_export
-from rag.errors import IndexCorruptError, IngestBusyError, InputError
-from rag.loading import LoadError, is_supported, load_file
+from rag.errors import IndexCorruptError, InputError
+from rag.loading import LoadError, load_file
 from rag.settings import Settings
+from rag.sources import Notify, SourceFile, discover, ingest_lock, unique_source
 from rag.store import (
-    DocumentRecord,
     Index,
     new_generation_name,
     read_pointer,
@@ -43,68 +41,10 @@ from rag.types import Chunk, Document, IngestReport
 # killed ingest redoes at most one group.
 GROUP_BATCHES = 32
 Progress = Callable[[str, int, int], None]
-Notify = Callable[[str], None]
 
 
 def _quiet(stage: str, done: int, total: int) -> None:
     pass
-
-
-@contextmanager
-def ingest_lock(data_dir: Path, wait: bool = True, notify: Notify | None = None) -> Iterator[None]:
-    """Hold the data directory's ingest lock; the OS releases it if we are killed."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(data_dir / "ingest.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        if not wait:
-            raise IngestBusyError(
-                f"Another ingest is running on {data_dir}. Wait for it to finish and try again."
-            ) from None
-        if notify:
-            notify(f"Another ingest is running on {data_dir}; waiting for it to finish...")
-        lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    path: Path
-    source: str
-
-
-def discover(paths: Sequence[Path], report: IngestReport) -> list[SourceFile]:
-    """Supported files under ``paths``, each with its source name (relative to its root).
-
-    A file reached through two of the paths (``docs docs/sub``) is listed once.
-    """
-    found: list[SourceFile] = []
-    seen: set[Path] = set()
-
-    def add(path: Path, source: str) -> None:
-        if path.resolve() not in seen:
-            seen.add(path.resolve())
-            found.append(SourceFile(path, source))
-
-    for root in paths:
-        if root.is_dir():
-            for path in sorted(root.rglob("*")):
-                rel = path.relative_to(root)
-                if any(part.startswith(".") for part in rel.parts) or not path.is_file():
-                    continue
-                if is_supported(path):
-                    add(path, rel.as_posix())
-                else:
-                    report.skipped.append({"source": rel.as_posix(), "reason": "unsupported type"})
-        elif root.is_file():
-            add(root, root.name)
-        else:
-            report.warnings.append(f"{root}: no such file or directory")
-    return found
 
 
 def _embed_texts(chunk: Chunk) -> tuple[str, str]:
@@ -133,25 +73,6 @@ def embed_chunks(embedder: Embedder, chunks: Sequence[Chunk]) -> np.ndarray:
 
 def embed_hash(chunk: Chunk) -> str:
     return hashlib.sha256("\x1f".join(_embed_texts(chunk)).encode("utf-8")).hexdigest()[:32]
-
-
-def _unique_source(
-    known: Mapping[str, DocumentRecord], file: SourceFile, taken: set[str],
-    by_path: Mapping[str, str],
-) -> str:  # fmt: skip
-    """Keep sources unique when two roots hold the same relative path.
-
-    A file already in the index keeps its source when reached through another root
-    (``rag ingest docs`` then ``rag ingest docs/sub``), so it is never indexed twice.
-    """
-    indexed = by_path.get(str(file.path.resolve()))
-    if indexed is not None and indexed not in taken:
-        return indexed
-    source = file.source
-    record = known.get(source)
-    if source not in taken and (record is None or record.path in ("", str(file.path.resolve()))):
-        return source
-    return f"{file.path.resolve().parent.name}/{source}"
 
 
 def ingest(
@@ -230,7 +151,7 @@ def _run(
     max_bytes = int(settings.max_file_mb * 1_000_000)
     for n, file in enumerate(files, start=1):
         progress("load", n, len(files))
-        source = _unique_source(known, file, taken, by_path)
+        source = unique_source(known, file, taken, by_path)
         taken.add(source)
         try:
             doc = load_file(file.path, source, max_bytes=max_bytes)
