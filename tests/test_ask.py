@@ -287,3 +287,69 @@ def test_the_live_index_sees_another_process_ingest(
         assert live_pipeline.ask("In which year was the Harbor depot opened?").refused
     finally:
         live_pipeline.close()
+
+
+# -- scoping and dirty input (issue 13) ------------------------------------------------------
+
+
+def test_a_scope_that_names_nothing_is_refused_never_widened(pipeline: Pipeline) -> None:
+    question = "Where is Annapurna Labs based?"
+    scoped = pipeline.ask(question, documents=["trainium-*.md"])
+    assert "Austin" in scoped.answer
+    assert scoped.to_json() | {"timings_ms": {}} == pipeline.ask(question).to_json() | {
+        "timings_ms": {}
+    }
+    nothing = pipeline.ask(question, documents=["reports/*.pdf", "nope.md"])
+    assert nothing.refused and "No indexed document matches" in nothing.answer
+    assert "'reports/*.pdf', 'nope.md'" in nothing.answer
+    assert nothing.evidence == [] and nothing.citations == []
+    query, evidence = pipeline.retrieve(question, documents=["nope.md"])
+    assert evidence == [] and query == question
+
+
+def _rag_bytes(settings: Settings, *args: bytes, stdin: bytes | None = None) -> Any:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(RAG_CACHE_DIR=str(settings.cache_dir), RAG_CONFIG=os.environ["RAG_CONFIG"])
+    command = [sys.executable.encode(), b"-m", b"rag", b"--data-dir", bytes(settings.data_dir)]
+    return subprocess.run([*command, *args], input=stdin, capture_output=True, env=env, timeout=300)
+
+
+def test_cli_ask_cleans_undecodable_bytes_and_control_characters(
+    corpus_settings: Settings,
+) -> None:
+    # Was "Internal error: TypeError" from the tokenizer.
+    result = _rag_bytes(
+        corpus_settings, b"ask", b"--json", b"Where is Annapurna\xff\xfe Labs\x01\x1b based?"
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["question"] == "Where is Annapurna\ufffd\ufffd Labs based?"
+    assert "Austin" in answer["answer"]
+
+
+def test_cli_chat_json_answers_every_dirty_line(corpus_settings: Settings) -> None:
+    lines = [
+        b"Which subsidiary develops Amazon\xe2\x80\x99s AI chips\xff?",
+        b"Where is it\x07 based?",
+        b"\x00\x01\x02",
+        b"\xff\xfe\xfd",
+    ]
+    result = _rag_bytes(corpus_settings, b"chat", b"--json", stdin=b"\n".join(lines) + b"\n")
+    assert result.returncode == 0, result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(out) == 4, result.stdout
+    assert "Annapurna" in out[0]["answer"] and "Austin" in out[1]["answer"]
+    assert set(out[2]) == {"error"} and "empty" in out[2]["error"]
+    # Nothing but undecodable bytes: answered (as a follow-up of the chat so far).
+    assert set(out[3]) == ANSWER_KEYS and out[3]["question"] == "\ufffd\ufffd\ufffd"
+
+
+def test_cli_doc_scopes_ask_and_chat(corpus_settings: Settings) -> None:
+    refused = rag_cli(corpus_settings, "ask", "--doc", "nope*", "Where is Annapurna Labs based?")
+    assert refused.returncode == 0, refused.stderr
+    assert "No indexed document matches 'nope*'" in refused.stdout
+    chat = rag_cli(
+        corpus_settings, "chat", "--json", "--doc", "trainium*",
+        stdin="Where is Annapurna Labs based?\n",
+    )  # fmt: skip
+    assert "Austin" in json.loads(chat.stdout)["answer"]
