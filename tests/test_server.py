@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, Phase, settings
 
 from rag.ingest import ingest
 from rag.loading import load_file
-from tests.helpers import CORPUS, isolated_settings, wait_for_http
+from tests.helpers import CORPUS, clean_env, isolated_settings, run_rag, wait_for_http
 from tests.test_ui_e2e import BOT, CHROMIUM, REPO, ask, free_port, last_answer
 
 pytestmark = pytest.mark.slow
@@ -350,3 +350,25 @@ def test_the_web_chat_is_mounted_at_the_root(base_url: str) -> None:
             assert page.locator(BOT).count() == 1
         finally:
             browser.close()
+
+
+# -- rag bench serve -----------------------------------------------------------------------
+
+
+def test_bench_serve_reports_every_level_without_errors_or_cross_talk(
+    tmp_path: Path, model_cache_dir: Path, embedder: Any
+) -> None:
+    data_dir = tmp_path / "bench-data"
+    settings = isolated_settings(tmp_path, data_dir=data_dir, cache_dir=model_cache_dir)
+    ingest(settings, embedder=embedder)
+    env = clean_env(model_cache_dir)
+    result = run_rag("--data-dir", data_dir, "bench", "serve", "--clients", "1,3",
+                     "--questions", "4", "--json", env=env, timeout=240)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report["clients"]) == {"1", "3"}
+    for level in report["clients"].values():
+        assert level["errors"] == 0 and level["mismatches"] == 0, level["first_problems"]
+        assert level["p50_ms"] <= level["p95_ms"]
+    assert report["in_process"]["warm_rate_per_s"] > 0
+    assert report["goals"]["zero errors, no cross-talk"] is True

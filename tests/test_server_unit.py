@@ -221,3 +221,17 @@ def test_a_replaced_answer_is_said_not_retracted() -> None:
     events = _events([_answer(["Guess."]), _answer(["Quoted."])])
     text = "".join(e["choices"][0]["delta"].get("content", "") for e in events)
     assert text == "Guess. [1]\n\nReplaced by the quoted answer: Quoted. [1]"
+
+
+# -- rag bench serve's workload ------------------------------------------------------------
+
+
+def test_each_bench_client_asks_its_own_conversations() -> None:
+    from server.bench import CONVERSATIONS, workload
+
+    first, second = workload(0, 25), workload(1, 25)
+    assert len(first) == 25 and first[0] != second[0], "clients start at different offsets"
+    for history, question in first:
+        if history:  # a follow-up carries the question it follows, and only that
+            assert (history[0], question) in CONVERSATIONS
+    assert [h for h, _ in first[:2]] == [(), (first[0][1],)]
