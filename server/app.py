@@ -41,9 +41,11 @@ from rag.errors import (
     IndexCorruptError,
     IndexMissingError,
     IngestBusyError,
+    InputError,
     ModelUnavailableError,
     RagError,
 )
+from rag.loading import LoadError
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 from rag.types import Answer
@@ -78,12 +80,15 @@ def error_body(message: str, code: str, status: int) -> dict[str, Any]:
 
 
 def status_of(exc: RagError) -> tuple[int, str]:
-    """The HTTP status of a user-facing error: the caller's fault (4xx) or not ready (503)."""
+    """The HTTP status of a user-facing error: the caller's input (4xx), a busy index
+    (409), not ready (503), or what remains: a generator's LLM server failed (502)."""
+    if isinstance(exc, InputError | LoadError):
+        return 400, "invalid_request"
     if isinstance(exc, IngestBusyError):
         return 409, "ingest_busy"
     if isinstance(exc, IndexMissingError | IndexCorruptError | ModelUnavailableError):
         return 503, "unavailable"
-    return 400, "invalid_request"
+    return 502, "upstream_error"
 
 
 # -- request and response bodies ---------------------------------------------------------

@@ -18,11 +18,12 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from rag.conversation import resolved_history
+from rag.errors import IndexMissingError, IngestBusyError, ModelUnavailableError, RagError
 from rag.pipeline import QuestionError, check_question
 from rag.settings import Settings, describe
 from rag.text import clean_text
 from rag.types import Answer, AnswerSentence, Citation
-from server.app import ApiError, ChatMessage, _sse, conversation_of
+from server.app import ApiError, ChatMessage, _sse, conversation_of, status_of
 from server.cli import ExposureError, check_exposure
 from server.limits import BodyLimit, RateLimiter, identity_of, key_matches
 from tests.helpers import clean_env, run_rag
@@ -175,6 +176,16 @@ def test_questions_are_cleaned_of_control_characters_and_undecodable_bytes() -> 
 def test_a_huge_question_is_refused_before_it_is_scanned() -> None:
     with pytest.raises(QuestionError, match="RAG_MAX_QUESTION_CHARS"):
         check_question("\x00" * 10_000, 1000)
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [(QuestionError("empty"), 400), (IngestBusyError("busy"), 409),
+     (IndexMissingError("none"), 503), (ModelUnavailableError("no GGUF"), 503),
+     (RagError("The openai server failed"), 502)],
+)  # fmt: skip
+def test_errors_map_to_whose_fault_they_are(error: RagError, status: int) -> None:
+    assert status_of(error)[0] == status
 
 
 # -- the SSE stream ------------------------------------------------------------------------
