@@ -372,3 +372,44 @@ def test_bench_serve_reports_every_level_without_errors_or_cross_talk(
         assert level["p50_ms"] <= level["p95_ms"]
     assert report["in_process"]["warm_rate_per_s"] > 0
     assert report["goals"]["zero errors, no cross-talk"] is True
+
+
+# -- an LLM generator, in-process ----------------------------------------------------------
+
+
+def test_an_llm_generator_streams_only_verified_sentences(
+    tmp_path: Path, model_cache_dir: Path, embedder: Any, scripted_generator: Any
+) -> None:
+    """The same app in-process, so a scripted generator registered here is a model:
+    each sentence it writes is verified before it is streamed."""
+    from starlette.testclient import TestClient
+
+    from rag.pipeline import build_pipeline
+    from server.app import create_app
+
+    settings = isolated_settings(tmp_path, data_dir=tmp_path / "d", cache_dir=model_cache_dir)
+    ingest(settings, embedder=embedder)
+    scripted_generator(
+        "Annapurna Labs is in Austin, Texas [1]. Its CEO is Jane Roe [1]. "
+        "Amazon bought Annapurna Labs in 2015 [2]."
+    )
+    pipeline = build_pipeline(settings)
+    try:
+        client = TestClient(create_app(settings, pipeline, chat=False))
+        assert "scripted" in [m["id"] for m in client.get("/v1/models").json()["data"]]
+        question = {"role": "user", "content": "Where is Annapurna Labs based?"}
+        body = {"model": "scripted", "stream": True, "messages": [question]}
+        with client.stream("POST", "/v1/chat/completions", json=body) as response:
+            assert response.status_code == 200
+            events = [line.removeprefix("data: ") for line in response.iter_lines() if line]
+    finally:
+        pipeline.close()
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    deltas = [c["choices"][0]["delta"].get("content") for c in chunks]
+    assert "Austin" in deltas[1] and "2015" not in deltas[1], "one sentence at a time"
+    assert "Jane Roe" not in "".join(d or "" for d in deltas)
+    final = chunks[-1]["rag"]
+    assert final["generator"] == "scripted" and chunks[-1]["model"] == "scripted"
+    assert [d["text"] for d in final["dropped"]] == ["Its CEO is Jane Roe."]
+    assert_exact_quotes(final)
