@@ -353,3 +353,31 @@ def test_cli_doc_scopes_ask_and_chat(corpus_settings: Settings) -> None:
         stdin="Where is Annapurna Labs based?\n",
     )  # fmt: skip
     assert "Austin" in json.loads(chat.stdout)["answer"]
+
+
+def test_retrieval_filters_candidates_to_the_allowed_sources(
+    tmp_path: Path, model_cache_dir: Path, embedder: Any
+) -> None:
+    """The scope is applied in Chroma and in BM25, so a scoped document's sentences are
+    found even when closer ones elsewhere would fill every slot."""
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "zephyr.md").write_text("# Zephyr\n\nThe Zephyr widgets are purple.\n")
+    settings = isolated_settings(tmp_path, data_dir=tmp_path / "d", cache_dir=model_cache_dir)
+    ingest(settings, [REPO / "corpus", extra], embedder=embedder)
+    pipeline = build_pipeline(settings)
+    try:
+        retriever = pipeline.retriever
+        question = "Where is Annapurna Labs based?"
+        unscoped = retriever.retrieve(question, k=3)
+        assert {e.source for e in unscoped} == {"trainium-article.md"}
+        scoped = retriever.retrieve(question, k=3, sources={"zephyr.md"})
+        assert scoped and {e.source for e in scoped} == {"zephyr.md"}
+        assert retriever.retrieve(question, k=3, sources=set()) == []
+        dense = retriever.dense_scores(question, 3, sources={"zephyr.md"})
+        assert dense and {retriever.view.chunks[i].source for i in dense} == {"zephyr.md"}
+        assert pipeline.scope(["*.md"]) == {"trainium-article.md", "zephyr.md"}
+        assert pipeline.scope(["zeph*", "nope"]) == {"zephyr.md"}
+        assert pipeline.scope(None) is None
+    finally:
+        pipeline.close()
