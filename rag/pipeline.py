@@ -36,9 +36,7 @@ from rag.store import Index
 from rag.text import clean_text
 from rag.types import Answer, AnswerSentence, Dropped
 
-__all__ = [
-    "Conversation", "Pipeline", "QuestionError", "Turn", "build_pipeline", "clean_text",
-]  # fmt: skip
+__all__ = ["Conversation", "Pipeline", "QuestionError", "Turn", "build_pipeline"]
 
 
 class QuestionError(InputError):
@@ -158,9 +156,9 @@ class Pipeline:
         resolved = resolve_followup(query, [clean_text(h) for h in history])
         if sources is not None and not sources:
             return resolved, []
+        k = max(top_k or self.settings.top_k, 1)
         with self.live.reading() as retriever:
-            return resolved, retriever.retrieve(resolved, max(top_k or self.settings.top_k, 1),
-                                                sources=sources)  # fmt: skip
+            return resolved, retriever.retrieve(resolved, k, sources=sources)
 
     def _refusal(self, state: AnswerState, generator: str) -> Answer:
         return Answer(

@@ -4,7 +4,8 @@ The unit is the sentence window stored by ingest (one sentence, embedded with it
 heading and previous sentence). Dense scores come from Chroma, queried directly
 with a vector from the ONNX embedder (no langchain_chroma or sentence-transformers
 import on this path: they cost seconds). BM25 (bm25s) runs over each sentence plus
-its heading and context. The two rankings are fused by reciprocal rank fusion.
+its heading and context. The two rankings are fused by reciprocal rank fusion. A
+search can be limited to some documents (a scope): both rankings are filtered.
 
 Does not choose answers (``rag.answer``). Chunks that Chroma holds but the manifest
 does not list (leftovers of an interrupted ingest) are ignored.
@@ -164,7 +165,7 @@ class Retriever:
     def dense_scores(
         self, query: str, n: int, sources: Collection[str] | None = None
     ) -> dict[str, float]:
-        if not self.view.ids:
+        if not self.view.ids or (sources is not None and not sources):
             return {}
         vector = self.embedder.embed([query])[0]
         # Over-fetch: leftovers of an interrupted ingest may take some of the slots.
