@@ -161,9 +161,6 @@ class ChatRequest(BaseModel):
     documents: Patterns = None
 
 
-# Answers are returned as JSONResponse: plain dicts would go through FastAPI's
-# jsonable_encoder and response validation, which cost more than a warm answer.
-
 # -- the app ----------------------------------------------------------------------------
 
 
@@ -281,6 +278,8 @@ def create_app(settings: Settings, pipeline: Pipeline, chat: bool = True) -> Fas
             return JSONResponse(error_body(str(exc), "not_ready", 503), status_code=503)
         return JSONResponse({"status": "ready", "documents": documents, "embedder": embedder})
 
+    # Answers are returned as JSONResponse: a plain dict would go through FastAPI's
+    # jsonable_encoder and response validation, which cost more than a warm answer.
     @app.post("/api/ask", tags=["api"], dependencies=Authorized)
     def ask(body: AskRequest) -> JSONResponse:
         """Answer a question: the JSON contract of `rag ask --json`."""
