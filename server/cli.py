@@ -91,8 +91,12 @@ def serve(
         from server.app import create_app
 
         pipeline = build_pipeline(settings)
-        pipeline.ask("warm up")  # load the vector index and ONNX kernels first
-        uvicorn.run(create_app(settings, pipeline, chat=settings.api_chat), **options)  # type: ignore[arg-type]
+        try:
+            pipeline.ask("warm up")  # load the vector index and ONNX kernels first
+            app = create_app(settings, pipeline, chat=settings.api_chat)
+            uvicorn.run(app, **options)  # type: ignore[arg-type]
+        finally:
+            pipeline.close()  # after uvicorn's graceful shutdown: no request is running
         return
     # Workers are separate processes that build their own app: they read the same
     # settings from the environment, flags included.
