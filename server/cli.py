@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import sys
 
 import click
 
 from rag.cli import CliProgress, echo_err, settings_from
+from rag.errors import RagError
 from rag.settings import Settings
 
 
@@ -45,6 +47,21 @@ def check_exposure(settings: Settings) -> None:
         )
 
 
+def check_port(host: str, port: int) -> None:
+    """Fail with a next step before the index is opened, rather than with uvicorn's
+    exit code 3 after it, when the address is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise RagError(
+                f"Cannot serve on {host}:{port} ({exc.strerror or exc}). Choose another "
+                "port with --port or RAG_API_PORT."
+            ) from None
+
+
 @click.command()
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default 8080).")
@@ -71,6 +88,7 @@ def serve(
         ctx, api_host=host, api_port=port, api_workers=workers, api_chat=False if no_chat else None
     )
     check_exposure(settings)
+    check_port(settings.api_host, settings.api_port)
     progress = CliProgress(enabled=sys.stderr.isatty())
     try:
         ensure_index(settings, notify=echo_err, progress=progress)

@@ -24,7 +24,7 @@ from rag.settings import Settings, describe
 from rag.text import clean_text
 from rag.types import Answer, AnswerSentence, Citation
 from server.app import ApiError, ChatMessage, _sse, conversation_of, status_of
-from server.cli import ExposureError, check_exposure
+from server.cli import ExposureError, check_exposure, check_port
 from server.limits import BodyLimit, RateLimiter, identity_of, key_matches
 from tests.helpers import clean_env, run_rag
 
@@ -118,6 +118,18 @@ def test_rag_serve_refuses_to_start_exposed_without_keys(tmp_path: Path) -> None
     assert result.returncode == 2, result.stderr
     assert "RAG_API_KEYS" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "d").exists(), "refused before building anything"
+
+
+def test_a_taken_port_is_named_before_anything_is_built() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(RagError, match=f"127.0.0.1:{port}.*RAG_API_PORT"):
+            check_port("127.0.0.1", port)
+    check_port("127.0.0.1", port)  # free again
 
 
 def test_config_masks_api_keys(tmp_path: Path) -> None:
