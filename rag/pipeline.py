@@ -64,8 +64,9 @@ def check_question(question: str, max_chars: int) -> str:
 def unmatched_scope(patterns: Sequence[str]) -> str:
     """The refusal for a scope that names no indexed document."""
     shown = ", ".join(repr(p) for p in patterns[:5]) + (" ..." if len(patterns) > 5 else "")
+    what = f"No indexed document matches {shown}" if patterns else "The scope names no document"
     return (
-        f"No indexed document matches {shown}, so nothing was searched. "
+        f"{what}, so nothing was searched. "
         "List the documents (rag docs) and scope by their sources or glob patterns."
     )
 

@@ -185,6 +185,14 @@ def test_questions_are_cleaned_of_control_characters_and_undecodable_bytes() -> 
     assert clean_text("café 🚀 \u200d") == "café 🚀 \u200d", "only control characters go"
 
 
+def test_an_empty_scope_is_said_as_such() -> None:
+    from rag.pipeline import unmatched_scope
+
+    assert unmatched_scope([]).startswith("The scope names no document, so nothing was searched")
+    many = unmatched_scope([f"p{n}" for n in range(7)])
+    assert many.startswith("No indexed document matches 'p0', 'p1', 'p2', 'p3', 'p4' ...")
+
+
 def test_a_huge_question_is_refused_before_it_is_scanned() -> None:
     with pytest.raises(QuestionError, match="RAG_MAX_QUESTION_CHARS"):
         check_question("\x00" * 10_000, 1000)
