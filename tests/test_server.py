@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -317,7 +318,10 @@ def test_generated_requests_never_get_a_server_error(base_url: str) -> None:
             continue  # each upload would be an ingest; the rest read, or 404 on a source
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=10, deadline=None, phases=[Phase.explicit, Phase.generate],
+        # A few examples per operation and a per-request deadline generous enough for a
+        # loaded CI machine: together they bound the test to seconds.
+        @settings(max_examples=10, deadline=timedelta(seconds=10),
+                  phases=[Phase.explicit, Phase.generate],
                   suppress_health_check=list(HealthCheck), database=None)  # fmt: skip
         def check(case: Any) -> None:
             response = case.call(headers=AUTH, timeout=30)
