@@ -192,11 +192,14 @@ class Server:
 bearer = HTTPBearer(auto_error=False, description="One of RAG_API_KEYS.")
 
 
-def authorize(
+async def authorize(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
-    """The key check and the rate limit, for every endpoint but the probes and docs."""
+    """The key check and the rate limit, for every endpoint but the probes and docs.
+
+    ``async`` because it never blocks: a plain function would cost every request an
+    extra hop through the thread pool."""
     server: Server = request.app.state.server
     token = credentials.credentials if credentials is not None else None
     if server.keys and (token is None or not key_matches(token, server.keys)):
