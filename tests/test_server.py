@@ -417,3 +417,38 @@ def test_an_llm_generator_streams_only_verified_sentences(
     assert final["generator"] == "scripted" and chunks[-1]["model"] == "scripted"
     assert [d["text"] for d in final["dropped"]] == ["Its CEO is Jane Roe."]
     assert_exact_quotes(final)
+
+
+# -- several workers -----------------------------------------------------------------------
+
+
+def test_workers_read_the_flags_from_the_parent(
+    tmp_path: Path, model_cache_dir: Path, embedder: Any
+) -> None:
+    """With --workers, uvicorn's processes build their own app: the data dir and
+    --no-chat given as flags must reach them."""
+    data_dir = tmp_path / "workers-data"
+    settings = isolated_settings(tmp_path, data_dir=data_dir, cache_dir=model_cache_dir)
+    ingest(settings, embedder=embedder)
+    port = free_port()
+    log = tmp_path / "workers.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "rag", "--data-dir", str(data_dir), "serve", "--port",
+             str(port), "--workers", "2", "--no-chat"],
+            stdout=out, stderr=subprocess.STDOUT, env=clean_env(model_cache_dir), cwd=REPO,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/readyz", server, log, timeout=120)
+        assert httpx.get(f"{url}/readyz").json()["documents"] == 1
+        answers = {
+            httpx.post(f"{url}/api/ask", json={"question": "How big is Trainium 3?"},
+                       timeout=60).json()["answer"]
+            for _ in range(4)
+        }  # fmt: skip
+        assert len(answers) == 1 and "credit card" in answers.pop()
+        assert httpx.get(f"{url}/").status_code == 404, "--no-chat reached the workers"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
