@@ -46,9 +46,9 @@ test: $(LLM_STAMP) browser
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check rag ui evals tests
-	$(BIN)/ruff format --check rag ui evals tests
-	$(BIN)/mypy rag ui evals
+	$(BIN)/ruff check rag ui evals server tests
+	$(BIN)/ruff format --check rag ui evals server tests
+	$(BIN)/mypy rag ui evals server
 
 clean:
 	rm -rf $(VENV)

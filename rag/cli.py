@@ -371,11 +371,25 @@ def generator_option(func: F) -> F:
     )(func)
 
 
+def doc_option(func: F) -> F:
+    """The same ``--doc`` flag on every command that answers (ask, chat)."""
+    return click.option(
+        "--doc",
+        "documents",
+        multiple=True,
+        metavar="PATTERN",
+        help="Search only the documents whose source matches PATTERN (a source as listed "
+        "by `rag docs`, or a glob such as 'reports/*.pdf'); repeatable. A pattern that "
+        "matches nothing is refused, never widened.",
+    )(func)
+
+
 @cli.command()
 @click.argument("question", nargs=-1)
 @click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Evidence sentences kept.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show the evidence and timings.")
 @generator_option
+@doc_option
 @json_option
 @click.pass_context
 def ask(
@@ -384,6 +398,7 @@ def ask(
     top_k: int | None,
     verbose: bool,
     generator: str | None,
+    documents: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Answer QUESTION from the indexed documents, citing exact quotes.
@@ -395,11 +410,12 @@ def ask(
     text = _question_text(question)
     settings = settings_from(ctx, top_k=top_k, generator=generator)
     pipeline = _open_pipeline(settings)
+    scope = list(documents) or None
     try:
         if as_json:
-            echo_json(pipeline.ask(text).to_json())
+            echo_json(pipeline.ask(text, documents=scope).to_json())
         else:
-            _print_stream(pipeline.stream(text), verbose)
+            _print_stream(pipeline.stream(text, documents=scope), verbose)
     except QuestionError as exc:
         raise click.UsageError(str(exc)) from None
     finally:
@@ -439,10 +455,16 @@ Ask follow-ups naturally: "Where is it based?" refers to the earlier question.""
 @click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Evidence sentences kept.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show the evidence and timings.")
 @generator_option
+@doc_option
 @json_option
 @click.pass_context
 def chat(
-    ctx: click.Context, top_k: int | None, verbose: bool, generator: str | None, as_json: bool
+    ctx: click.Context,
+    top_k: int | None,
+    verbose: bool,
+    generator: str | None,
+    documents: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Multi-turn chat in the terminal; follow-ups use the conversation so far.
 
@@ -466,19 +488,38 @@ def chat(
                     click.echo()
                     break
             else:
-                raw = sys.stdin.readline()
-                if not raw:
+                raw = _read_line()
+                if raw is None:
                     break
-                line = raw.rstrip("\n")
+                line = raw.rstrip("\r\n")
             if not line.strip():
                 continue
-            if not _chat_turn(pipeline, conversation, line.strip(), as_json, verbose):
+            scope = list(documents) or None
+            if not _chat_turn(pipeline, conversation, line.strip(), as_json, verbose, scope):
                 break
     finally:
         pipeline.close()
 
 
-def _chat_turn(pipeline: Any, conversation: Any, line: str, as_json: bool, verbose: bool) -> bool:
+def _read_line() -> str | None:
+    """One line of stdin, None at its end. Read as bytes and decoded with replacement,
+    so a line that is not UTF-8 is answered (cleaned) instead of ending the chat."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:  # a text-only stdin (tests' StringIO)
+        text = sys.stdin.readline()
+        return text or None
+    raw = buffer.readline()
+    return raw.decode("utf-8", errors="replace") if raw else None
+
+
+def _chat_turn(
+    pipeline: Any,
+    conversation: Any,
+    line: str,
+    as_json: bool,
+    verbose: bool,
+    documents: list[str] | None = None,
+) -> bool:
     """Handle one chat line; False means quit."""
     if line.startswith("/"):
         name = line[1:].split()[0].lower() if len(line) > 1 else ""
@@ -498,9 +539,9 @@ def _chat_turn(pipeline: Any, conversation: Any, line: str, as_json: bool, verbo
         return name not in ("quit", "exit")
     try:
         if as_json:
-            echo_json(pipeline.chat(line, conversation).to_json())
+            echo_json(pipeline.chat(line, conversation, documents=documents).to_json())
         else:
-            _print_stream(pipeline.stream_chat(line, conversation), verbose)
+            _print_stream(pipeline.stream_chat(line, conversation, documents=documents), verbose)
             click.echo()
     except RagError as exc:
         echo_json({"error": str(exc)}) if as_json else click.echo(f"Error: {exc}")

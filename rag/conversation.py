@@ -9,14 +9,25 @@ owns one ``Conversation``; nothing here is shared between them. Answering itself
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from rag.question import resolve_followup
+from rag.text import clean_text
 from rag.types import Answer
 
 if TYPE_CHECKING:
     from rag.pipeline import Pipeline
+
+
+def resolved_history(questions: Sequence[str]) -> list[str]:
+    """Earlier questions (oldest first) each resolved against those before it: the
+    history a ``Conversation`` would hold, rebuilt from a stateless client's messages."""
+    history: list[str] = []
+    for question in questions:
+        history.append(resolve_followup(" ".join(clean_text(question).split()), history))
+    return history
 
 
 @dataclass
@@ -44,12 +55,15 @@ class Conversation:
         question: str,
         top_k: int | None = None,
         generator: str | None = None,
+        documents: Sequence[str] | None = None,
     ) -> Iterator[Answer]:
         """The pipeline's answer stream in this conversation; the turn is recorded
         when the answer is complete."""
         turns = [(t.question, t.answer.answer) for t in self.turns]
         result: Answer | None = None
-        for result in pipeline.stream(question, self.questions(), top_k, generator, turns):
+        for result in pipeline.stream(
+            question, self.questions(), top_k, generator, turns, documents
+        ):
             yield result
         if result is not None:
             self.turns.append(Turn(question, result))

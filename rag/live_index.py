@@ -13,6 +13,7 @@ split (``rag.ingest``).
 
 from __future__ import annotations
 
+import fnmatch
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -62,6 +63,18 @@ class LiveIndex:
         with self.lock:
             self.refresh()
             return self.index.documents()
+
+    def match(self, patterns: Sequence[str]) -> frozenset[str]:
+        """The live sources that ``patterns`` name: exact sources or glob patterns
+        (``reports/*.pdf``, ``*guide*``); case-sensitive, as sources are."""
+        with self.lock:
+            self.refresh()
+            sources = list(self.retriever.view.documents)
+        return frozenset(
+            source
+            for source in sources
+            if any(source == p or fnmatch.fnmatchcase(source, p) for p in patterns)
+        )
 
     def document(self, source: str) -> Document | None:
         with self.lock:

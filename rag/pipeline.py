@@ -31,9 +31,10 @@ from rag.errors import InputError
 from rag.judge import Verifiers
 from rag.live_index import LiveIndex
 from rag.question import resolve_followup
-from rag.retrieval import Retriever
+from rag.retrieval import Evidence, Retriever
 from rag.settings import Settings
 from rag.store import Index
+from rag.text import clean_text
 from rag.types import Answer, AnswerSentence, Dropped
 
 __all__ = ["Conversation", "Pipeline", "QuestionError", "Turn", "build_pipeline"]
@@ -44,7 +45,13 @@ class QuestionError(InputError):
 
 
 def check_question(question: str, max_chars: int) -> str:
-    cleaned = " ".join(question.split())
+    if len(question) > 4 * max_chars:
+        # Refused before it is cleaned: a megabyte of text costs time even to scan.
+        raise QuestionError(
+            f"The question is {len(question)} characters long; the limit is {max_chars} "
+            "(RAG_MAX_QUESTION_CHARS)."
+        )
+    cleaned = " ".join(clean_text(question).split())
     if not cleaned:
         raise QuestionError("The question is empty. Ask something about the documents.")
     if len(cleaned) > max_chars:
@@ -53,6 +60,16 @@ def check_question(question: str, max_chars: int) -> str:
             "(RAG_MAX_QUESTION_CHARS)."
         )
     return cleaned
+
+
+def unmatched_scope(patterns: Sequence[str]) -> str:
+    """The refusal for a scope that names no indexed document."""
+    shown = ", ".join(repr(p) for p in patterns[:5]) + (" ..." if len(patterns) > 5 else "")
+    what = f"No indexed document matches {shown}" if patterns else "The scope names no document"
+    return (
+        f"{what}, so nothing was searched. "
+        "List the documents (rag docs) and scope by their sources or glob patterns."
+    )
 
 
 class Pipeline:
@@ -96,22 +113,26 @@ class Pipeline:
         top_k: int | None = None,
         generator: str | None = None,
         turns: Sequence[tuple[str, str]] = (),
+        sources: frozenset[str] | None = None,
     ) -> AnswerState:
-        """Retrieve and decide: the state every answerer starts from."""
+        """Retrieve and decide: the state every answerer starts from (over ``sources``
+        only, when given)."""
         # An unknown generator is refused before anything runs, even on a question
         # that would be refused anyway (its answer would carry a false label).
         chosen = generators.get(generator or self.settings.generator).name
         state = AnswerState(
             question=check_question(question, self.settings.max_question_chars),
-            history=list(history),
-            turns=list(turns),
+            history=[clean_text(h) for h in history],
+            turns=[(clean_text(q), clean_text(a)) for q, a in turns],
             generator=chosen,
             top_k=max(top_k or self.settings.top_k, 1),
         )
         with self.live.reading() as retriever:
             started = time.perf_counter()
             state.query = resolve_followup(state.question, state.history)
-            state.candidates = retriever.retrieve(state.query, k=max(3 * state.top_k, 15))
+            state.candidates = retriever.retrieve(
+                state.query, k=max(3 * state.top_k, 15), sources=sources
+            )
             state.retrieve_ms = (time.perf_counter() - started) * 1000
             started = time.perf_counter()
             state.selection = extractive.select(
@@ -120,6 +141,29 @@ class Pipeline:
             state.select_ms = (time.perf_counter() - started) * 1000
             state.documents = {s: d.text for s, d in retriever.view.documents.items()}
         return state
+
+    def scope(self, documents: Sequence[str] | None) -> frozenset[str] | None:
+        """The sources ``documents`` (sources or glob patterns) name; None: no scope."""
+        if documents is None:
+            return None
+        return self.live.match([clean_text(d) for d in documents])
+
+    def retrieve(
+        self,
+        query: str,
+        top_k: int | None = None,
+        documents: Sequence[str] | None = None,
+        history: Sequence[str] = (),
+    ) -> tuple[str, list[Evidence]]:
+        """The evidence alone: (the resolved query, its ``top_k`` best sentences)."""
+        query = check_question(query, self.settings.max_question_chars)
+        sources = self.scope(documents)
+        resolved = resolve_followup(query, [clean_text(h) for h in history])
+        if sources is not None and not sources:
+            return resolved, []
+        k = max(top_k or self.settings.top_k, 1)
+        with self.live.reading() as retriever:
+            return resolved, retriever.retrieve(resolved, k, sources=sources)
 
     def _refusal(self, state: AnswerState, generator: str) -> Answer:
         return Answer(
@@ -212,9 +256,10 @@ class Pipeline:
         top_k: int | None = None,
         generator: str | None = None,
         turns: Sequence[tuple[str, str]] = (),
+        documents: Sequence[str] | None = None,
     ) -> Answer:
         """The complete answer (the last snapshot of ``stream``)."""
-        return _last(self.stream(question, history, top_k, generator, turns))
+        return _last(self.stream(question, history, top_k, generator, turns, documents))
 
     def stream(
         self,
@@ -223,13 +268,28 @@ class Pipeline:
         top_k: int | None = None,
         generator: str | None = None,
         turns: Sequence[tuple[str, str]] = (),
+        documents: Sequence[str] | None = None,
     ) -> Iterator[Answer]:
         """Answer snapshots, growing sentence by sentence; the last one is complete.
 
         ``history`` holds earlier questions (follow-up resolution); ``turns`` earlier
-        (question, answer) pairs for an LLM's context.
+        (question, answer) pairs for an LLM's context; ``documents`` (sources or glob
+        patterns) limits the search to the documents they name.
         """
-        state = self.prepare(question, history, top_k, generator, turns)
+        sources = self.scope(documents)
+        if sources is not None and not sources:
+            # A scope that names nothing is said so, never widened to every document.
+            cleaned = check_question(question, self.settings.max_question_chars)
+            message = unmatched_scope(list(documents or ()))
+            yield Answer(
+                question=cleaned, answer=message, refused=True,
+                generator=generator or self.settings.generator,
+                sentences=[AnswerSentence(message, ())], citations=[], evidence=[],
+                resolved_question=cleaned,
+                timings_ms={"retrieve": 0.0, "answer": 0.0, "total": 0.0},
+            )  # fmt: skip
+            return
+        state = self.prepare(question, history, top_k, generator, turns, sources)
         refusal = self._refusal(state, state.generator)
         if state.selection is None or state.selection.refused:
             # Answerability is decided before any answerer runs: no LLM is asked.
@@ -254,8 +314,9 @@ class Pipeline:
         conversation: Conversation,
         top_k: int | None = None,
         generator: str | None = None,
+        documents: Sequence[str] | None = None,
     ) -> Answer:
-        return _last(self.stream_chat(question, conversation, top_k, generator))
+        return _last(self.stream_chat(question, conversation, top_k, generator, documents))
 
     def stream_chat(
         self,
@@ -263,9 +324,10 @@ class Pipeline:
         conversation: Conversation,
         top_k: int | None = None,
         generator: str | None = None,
+        documents: Sequence[str] | None = None,
     ) -> Iterator[Answer]:
         """``stream`` with the conversation's history; the turn is recorded at the end."""
-        return conversation.stream(self, question, top_k, generator)
+        return conversation.stream(self, question, top_k, generator, documents)
 
     def close(self) -> None:
         self.live.close()

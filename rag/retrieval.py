@@ -4,7 +4,8 @@ The unit is the sentence window stored by ingest (one sentence, embedded with it
 heading and previous sentence). Dense scores come from Chroma, queried directly
 with a vector from the ONNX embedder (no langchain_chroma or sentence-transformers
 import on this path: they cost seconds). BM25 (bm25s) runs over each sentence plus
-its heading and context. The two rankings are fused by reciprocal rank fusion.
+its heading and context. The two rankings are fused by reciprocal rank fusion. A
+search can be limited to some documents (a scope): both rankings are filtered.
 
 Does not choose answers (``rag.answer``). Chunks that Chroma holds but the manifest
 does not list (leftovers of an interrupted ingest) are ignored.
@@ -12,6 +13,7 @@ does not list (leftovers of an interrupted ingest) are ignored.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,18 +162,24 @@ class Retriever:
         self.context_sentences = context_sentences
         self.view = CorpusView(index, context_sentences)
 
-    def dense_scores(self, query: str, n: int) -> dict[str, float]:
-        if not self.view.ids:
+    def dense_scores(
+        self, query: str, n: int, sources: Collection[str] | None = None
+    ) -> dict[str, float]:
+        if not self.view.ids or (sources is not None and not sources):
             return {}
         vector = self.embedder.embed([query])[0]
         # Over-fetch: leftovers of an interrupted ingest may take some of the slots.
         n_results = min(self.index.collection.count(), max(n * 2, n + 10))
         if n_results <= 0:
             return {}
+        # A scope is filtered inside Chroma, so its nearest sentences are not crowded
+        # out of the result by closer ones from documents outside it.
+        where = {"source": {"$in": sorted(sources)}} if sources is not None else None
         result = self.index.collection.query(
             query_embeddings=[vector.astype(np.float32)],
             n_results=n_results,
             include=["distances"],
+            where=where,
         )
         scores = {}
         for chunk_id, distance in zip(result["ids"][0], result["distances"][0], strict=True):
@@ -179,11 +187,23 @@ class Retriever:
                 scores[chunk_id] = 1.0 - float(distance)  # cosine distance -> similarity
         return scores
 
-    def retrieve(self, query: str, k: int) -> list[Evidence]:
-        """The ``k`` best sentences by fused rank, each with its dense and BM25 scores."""
+    def retrieve(
+        self, query: str, k: int, sources: Collection[str] | None = None
+    ) -> list[Evidence]:
+        """The ``k`` best sentences by fused rank, each with its dense and BM25 scores.
+
+        ``sources`` limits the search to those documents (None: all of them); an empty
+        scope finds nothing rather than everything.
+        """
+        if sources is not None and not sources:
+            return []
         pool = max(3 * k, 20)
-        dense = self.dense_scores(query, pool)
+        dense = self.dense_scores(query, pool, sources)
         lexical = self.view.bm25_scores(query)
+        if sources is not None:
+            allowed = set(sources)
+            lexical = {i: s for i, s in lexical.items() if self.view.chunks[i].source in allowed}
+            dense = {i: s for i, s in dense.items() if self.view.chunks[i].source in allowed}
         dense_rank = sorted(dense, key=lambda i: -dense[i])[:pool]
         lexical_rank = sorted(lexical, key=lambda i: -lexical[i])[:pool]
         fused = rrf([dense_rank, lexical_rank])

@@ -162,6 +162,37 @@ class Settings(BaseSettings):
         "index holds just that article.",
     )
 
+    api_host: str = Field(default="127.0.0.1", description="Address `rag serve` binds to.")
+    api_port: int = Field(default=8080, ge=1, le=65535, description="Port of `rag serve`.")
+    api_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Server processes of `rag serve` (each opens the index).",
+    )
+    api_chat: bool = Field(
+        default=True, description="Mount the web chat at / of `rag serve` (--no-chat: API only)."
+    )
+    api_keys: str | None = Field(
+        default=None,
+        description="Bearer tokens `rag serve` accepts, comma-separated (RAG_API_KEYS); "
+        "required off loopback. Shown masked.",
+    )
+    api_max_body_kb: int = Field(
+        default=256,
+        ge=1,
+        le=100_000,
+        description="Largest JSON request body `rag serve` reads, in KB (uploads use "
+        "ui_max_upload_mb).",
+    )
+    api_rate_limit: int = Field(
+        default=600,
+        ge=0,
+        le=1_000_000,
+        description="Requests per minute per API key (per client address without keys) "
+        "for each server process; 0 for no limit.",
+    )
+
     @model_validator(mode="after")
     def _warn_about_deprecated(self) -> Settings:
         # Only values someone set (flag, environment, config file) warn: the defaults
@@ -207,6 +238,11 @@ class Settings(BaseSettings):
     @property
     def uploads_dir(self) -> Path:
         return self.data_dir / "uploads"
+
+    @property
+    def api_key_list(self) -> list[str]:
+        """The API keys, split and trimmed (empty entries ignored)."""
+        return [key.strip() for key in (self.api_keys or "").split(",") if key.strip()]
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -260,6 +296,10 @@ def describe(settings: Settings, overrides: dict[str, Any] | None = None) -> lis
             value = value.split(":", 1)[0] + ":***"  # never print the password
         if name == "llm_api_key" and value:
             value = "***"
+        if name == "api_keys" and value:
+            # How many, never any part of one: even a prefix narrows a guess.
+            count = len(settings.api_key_list)
+            value = f"*** ({count} key{'' if count == 1 else 's'})"
         rows.append(
             SettingReport(
                 name=name,

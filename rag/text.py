@@ -9,6 +9,7 @@ do named-entity recognition; capitalisation is its only signal for names.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 import snowballstemmer
@@ -214,3 +215,15 @@ def number_ordinals(text: str, window: int = 8) -> dict[str, str]:
         if near:
             found[value] = min(near)[1]
     return found
+
+
+# Lone surrogates: bytes that were not UTF-8 (argv and stdin decode them with
+# surrogateescape; JSON may spell them as \ud800). The tokenizer cannot encode them.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """``text`` with undecodable bytes replaced by U+FFFD and control characters by
+    spaces: what reaches the tokenizer and the index is always valid text."""
+    text = _SURROGATES.sub("\ufffd", text)
+    return "".join(" " if unicodedata.category(c) == "Cc" else c for c in text)

@@ -295,3 +295,97 @@ def test_an_unknown_generator_is_refused_before_anything_runs(pipeline: Pipeline
     # Even a question the documents do not answer: its refusal would carry a false label.
     with pytest.raises(InputError, match="Unknown generator 'gpt-9'"):
         pipeline.ask("What is the phone number of Annapurna Labs?", generator="gpt-9")
+
+
+# -- scoping and dirty input (issue 13) ------------------------------------------------------
+
+
+def test_a_scope_that_names_nothing_is_refused_never_widened(pipeline: Pipeline) -> None:
+    question = "Where is Annapurna Labs based?"
+    scoped = pipeline.ask(question, documents=["trainium-*.md"])
+    assert "Austin" in scoped.answer
+    assert scoped.to_json() | {"timings_ms": {}} == pipeline.ask(question).to_json() | {
+        "timings_ms": {}
+    }
+    nothing = pipeline.ask(question, documents=["reports/*.pdf", "nope.md"])
+    assert nothing.refused and "No indexed document matches" in nothing.answer
+    assert "'reports/*.pdf', 'nope.md'" in nothing.answer
+    assert nothing.evidence == [] and nothing.citations == []
+    query, evidence = pipeline.retrieve(question, documents=["nope.md"])
+    assert evidence == [] and query == question
+
+
+def _rag_bytes(settings: Settings, *args: bytes, stdin: bytes | None = None) -> Any:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(RAG_CACHE_DIR=str(settings.cache_dir), RAG_CONFIG=os.environ["RAG_CONFIG"])
+    command = [sys.executable.encode(), b"-m", b"rag", b"--data-dir", bytes(settings.data_dir)]
+    return subprocess.run([*command, *args], input=stdin, capture_output=True, env=env, timeout=300)
+
+
+def test_cli_ask_cleans_undecodable_bytes_and_control_characters(
+    corpus_settings: Settings,
+) -> None:
+    # Was "Internal error: TypeError" from the tokenizer.
+    result = _rag_bytes(
+        corpus_settings, b"ask", b"--json", b"Where is Annapurna\xff\xfe Labs\x01\x1b based?"
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["question"] == "Where is Annapurna\ufffd\ufffd Labs based?"
+    assert "Austin" in answer["answer"]
+
+
+def test_cli_chat_json_answers_every_dirty_line(corpus_settings: Settings) -> None:
+    lines = [
+        b"Which subsidiary develops Amazon\xe2\x80\x99s AI chips\xff?",
+        b"Where is it\x07 based?",
+        b"\x00\x01\x02",
+        b"\xff\xfe\xfd",
+    ]
+    result = _rag_bytes(corpus_settings, b"chat", b"--json", stdin=b"\n".join(lines) + b"\n")
+    assert result.returncode == 0, result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(out) == 4, result.stdout
+    assert "Annapurna" in out[0]["answer"] and "Austin" in out[1]["answer"]
+    assert set(out[2]) == {"error"} and "empty" in out[2]["error"]
+    # Nothing but undecodable bytes: answered (as a follow-up of the chat so far).
+    assert set(out[3]) == ANSWER_KEYS and out[3]["question"] == "\ufffd\ufffd\ufffd"
+
+
+def test_cli_doc_scopes_ask_and_chat(corpus_settings: Settings) -> None:
+    refused = rag_cli(corpus_settings, "ask", "--doc", "nope*", "Where is Annapurna Labs based?")
+    assert refused.returncode == 0, refused.stderr
+    assert "No indexed document matches 'nope*'" in refused.stdout
+    chat = rag_cli(
+        corpus_settings, "chat", "--json", "--doc", "trainium*",
+        stdin="Where is Annapurna Labs based?\n",
+    )  # fmt: skip
+    assert "Austin" in json.loads(chat.stdout)["answer"]
+
+
+def test_retrieval_filters_candidates_to_the_allowed_sources(
+    tmp_path: Path, model_cache_dir: Path, embedder: Any
+) -> None:
+    """The scope is applied in Chroma and in BM25, so a scoped document's sentences are
+    found even when closer ones elsewhere would fill every slot."""
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "zephyr.md").write_text("# Zephyr\n\nThe Zephyr widgets are purple.\n")
+    settings = isolated_settings(tmp_path, data_dir=tmp_path / "d", cache_dir=model_cache_dir)
+    ingest(settings, [REPO / "corpus", extra], embedder=embedder)
+    pipeline = build_pipeline(settings)
+    try:
+        retriever = pipeline.retriever
+        question = "Where is Annapurna Labs based?"
+        unscoped = retriever.retrieve(question, k=3)
+        assert {e.source for e in unscoped} == {"trainium-article.md"}
+        scoped = retriever.retrieve(question, k=3, sources={"zephyr.md"})
+        assert scoped and {e.source for e in scoped} == {"zephyr.md"}
+        assert retriever.retrieve(question, k=3, sources=set()) == []
+        dense = retriever.dense_scores(question, 3, sources={"zephyr.md"})
+        assert dense and {retriever.view.chunks[i].source for i in dense} == {"zephyr.md"}
+        assert pipeline.scope(["*.md"]) == {"trainium-article.md", "zephyr.md"}
+        assert pipeline.scope(["zeph*", "nope"]) == {"zephyr.md"}
+        assert pipeline.scope(None) is None
+    finally:
+        pipeline.close()

@@ -1,0 +1,538 @@
+"""The ASGI app of ``rag serve``: the API beside the web chat, over one pipeline.
+
+Endpoints (all JSON; errors are ``{"error": {"message", "type", "code"}}`` with a 4xx):
+
+- ``POST /v1/chat/completions``, ``GET /v1/models``: OpenAI-compatible. The ``model``
+  names a generator; the conversation is the ``messages`` list (stateless: follow-ups
+  resolve from it). The verified answer, citations included, travels in the ``rag``
+  extension field (the ``/api/ask`` object); when streaming, in the final chunk only.
+- ``POST /v1/retrieve``: the evidence only.
+- ``POST /api/ask`` (the CLI's ``--json`` contract), ``GET/POST /api/documents``,
+  ``DELETE /api/documents/{source}``.
+- ``GET /healthz``, ``GET /readyz`` (open without a key), ``/docs`` (OpenAPI).
+
+Answering is ``rag.pipeline``'s and the index is ``rag.live_index``'s; this module
+translates HTTP to their calls and their errors to status codes. Keys, rate limit
+and body caps are ``server.limits``; binding and exposure rules are ``server.cli``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import rag  # noqa: F401  (offline and no-telemetry environment before any library)
+from rag import __version__, generators
+from rag.conversation import resolved_history
+from rag.errors import (
+    IndexCorruptError,
+    IndexMissingError,
+    IngestBusyError,
+    InputError,
+    ModelUnavailableError,
+    RagError,
+)
+from rag.loading import LoadError
+from rag.pipeline import Pipeline
+from rag.settings import Settings
+from rag.types import Answer
+from server.limits import BodyLimit, RateLimiter, identity_of, key_matches
+
+MAX_MESSAGES = 200  # a conversation longer than this is a client bug, not a chat
+MAX_PATTERNS = 100
+EXTENSION = "rag"  # the extension field of chat completions that carries the answer
+_MARKER = re.compile(r" ?\[\d+\]")
+
+
+class ApiError(Exception):
+    """An error answered with ``status`` and an OpenAI-style error body."""
+
+    def __init__(
+        self, status: int, message: str, code: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.headers = headers or {}
+
+
+def error_body(message: str, code: str, status: int) -> dict[str, Any]:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    if status in (401, 403):
+        kind = "authentication_error"
+    elif status == 429:
+        kind = "rate_limit_error"
+    return {"error": {"message": message, "type": kind, "code": code}}
+
+
+def status_of(exc: RagError) -> tuple[int, str]:
+    """The HTTP status of a user-facing error: the caller's input (4xx), a busy index
+    (409), not ready (503), or what remains: a generator's LLM server failed (502)."""
+    if isinstance(exc, InputError | LoadError):
+        return 400, "invalid_request"
+    if isinstance(exc, IngestBusyError):
+        return 409, "ingest_busy"
+    if isinstance(exc, IndexMissingError | IndexCorruptError | ModelUnavailableError):
+        return 503, "unavailable"
+    return 502, "upstream_error"
+
+
+# -- request and response bodies ---------------------------------------------------------
+
+Patterns = Annotated[
+    list[Annotated[str, Field(max_length=1000)]] | None,
+    Field(
+        max_length=MAX_PATTERNS,
+        description="Search only these documents: sources (as GET /api/documents lists "
+        "them) or glob patterns. A scope that matches nothing is refused, never widened.",
+    ),
+]
+TopK = Annotated[int | None, Field(ge=1, le=50, description="Evidence sentences kept.")]
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(description="The question (RAG_MAX_QUESTION_CHARS at most).")
+    history: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_MESSAGES,
+        description="Earlier questions of the conversation, oldest first.",
+    )
+    top_k: TopK = None
+    generator: str | None = Field(default=None, description="A name from GET /v1/models.")
+    documents: Patterns = None
+
+
+class RetrieveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(description="The question to find evidence for.")
+    history: list[str] = Field(default_factory=list, max_length=MAX_MESSAGES)
+    top_k: TopK = None
+    documents: Patterns = None
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    # Clients send fields this server has no use for (name, tool_calls): accepted, ignored.
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return " ".join(p.text for p in self.content if p.type == "text" and p.text)
+        return self.content or ""
+
+
+class ChatRequest(BaseModel):
+    # OpenAI clients send sampling options (temperature, ...): answers here are
+    # extractive or verified at temperature 0, so they are accepted and ignored.
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = Field(
+        default=None, description="A generator (GET /v1/models); default: the server's."
+    )
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
+    stream: bool = False
+    top_k: TopK = None
+    documents: Patterns = None
+
+
+# -- the app ----------------------------------------------------------------------------
+
+
+class Server:
+    """What every request needs: the settings, the pipeline and the limits."""
+
+    def __init__(self, settings: Settings, pipeline: Pipeline) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.keys = settings.api_key_list
+        self.limiter = RateLimiter(settings.api_rate_limit)
+
+    def answer_stream(
+        self,
+        question: str,
+        history: list[str],
+        turns: list[tuple[str, str]],
+        top_k: int | None,
+        generator: str | None,
+        documents: list[str] | None,
+    ) -> Iterator[Answer]:
+        if generator is not None:
+            generators.get(generator)  # unknown names are a 400 before anything runs
+        return self.pipeline.stream(
+            question, resolved_history(history), top_k, generator, turns, documents
+        )
+
+
+bearer = HTTPBearer(auto_error=False, description="One of RAG_API_KEYS.")
+
+
+async def authorize(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """The key check and the rate limit, for every endpoint but the probes and docs.
+
+    ``async`` because it never blocks: a plain function would cost every request an
+    extra hop through the thread pool."""
+    server: Server = request.app.state.server
+    token = credentials.credentials if credentials is not None else None
+    if server.keys and (token is None or not key_matches(token, server.keys)):
+        raise ApiError(
+            401,
+            "Missing or unknown API key: send 'Authorization: Bearer KEY' with a key "
+            "from RAG_API_KEYS.",
+            "invalid_api_key",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    address = request.client.host if request.client else "unknown"
+    wait = server.limiter.acquire(identity_of(token if server.keys else None, address))
+    if wait > 0:
+        raise ApiError(
+            429,
+            f"Rate limit of {server.settings.api_rate_limit} requests per minute reached "
+            f"(RAG_API_RATE_LIMIT); retry in {RateLimiter.retry_after(wait)} s.",
+            "rate_limited",
+            {"Retry-After": RateLimiter.retry_after(wait)},
+        )
+
+
+Authorized = [Depends(authorize)]
+
+
+def rendered(answer: Answer) -> str:
+    """The answer as chat text: each sentence followed by its citation markers."""
+    if answer.refused:
+        return answer.answer
+    return " ".join(sentence_text(s.text, s.citations) for s in answer.sentences)
+
+
+def sentence_text(text: str, citations: tuple[int, ...]) -> str:
+    return text + "".join(f" [{c}]" for c in citations)
+
+
+def conversation_of(messages: list[ChatMessage]) -> tuple[str, list[str], list[tuple[str, str]]]:
+    """(the question, earlier questions, earlier (question, answer) pairs) of a chat."""
+    if messages[-1].role != "user":
+        raise ApiError(400, "The last message must be the user's question.", "invalid_messages")
+    questions: list[str] = []
+    turns: list[tuple[str, str]] = []
+    for message in messages:
+        if message.role == "user":
+            questions.append(message.text())
+        elif message.role == "assistant" and questions:
+            # Markers are ours, not the answer's words: an LLM sees the plain text.
+            turns.append((questions[-1], _MARKER.sub("", message.text())))
+    question = questions[-1]
+    if not question.strip():
+        raise ApiError(400, "The last user message is empty: ask a question.", "empty_question")
+    return question, questions[:-1], turns
+
+
+def create_app(settings: Settings, pipeline: Pipeline, chat: bool = True) -> FastAPI:
+    """The API (and, with ``chat``, the web chat at ``/``) over ``pipeline``."""
+    app = FastAPI(
+        title="rag",
+        version=__version__,
+        description="Answers only from your documents, with verified citations. "
+        "OpenAI-compatible chat completions carry the citations in the `rag` field.",
+    )
+    server = Server(settings, pipeline)
+    app.state.server = server
+    _add_error_handlers(app)
+
+    @app.get("/healthz", tags=["probes"])
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["probes"], responses={503: {"description": "Not ready"}})
+    def readyz() -> JSONResponse:
+        """The index is open and the embedder loaded: questions can be answered."""
+        try:
+            documents = len(pipeline.live.documents())
+            embedder = pipeline.live.embedder.name
+        except RagError as exc:
+            return JSONResponse(error_body(str(exc), "not_ready", 503), status_code=503)
+        return JSONResponse({"status": "ready", "documents": documents, "embedder": embedder})
+
+    # Answers are returned as JSONResponse: a plain dict would go through FastAPI's
+    # jsonable_encoder and response validation, which cost more than a warm answer.
+    @app.post("/api/ask", tags=["api"], dependencies=Authorized)
+    def ask(body: AskRequest) -> JSONResponse:
+        """Answer a question: the JSON contract of `rag ask --json`."""
+        answers = server.answer_stream(
+            body.question, body.history, [], body.top_k, body.generator, body.documents
+        )
+        return JSONResponse(_last(answers).to_json())
+
+    @app.post("/v1/retrieve", tags=["api"], dependencies=Authorized)
+    def retrieve(body: RetrieveRequest) -> JSONResponse:
+        """The evidence only: quotes with offsets and scores, best first."""
+        history = resolved_history(body.history)
+        query, evidence = pipeline.retrieve(body.query, body.top_k, body.documents, history)
+        return JSONResponse({
+            "query": query,
+            "evidence": [
+                {
+                    "source": e.source,
+                    "title": e.title,
+                    "page": e.page,
+                    "quote": e.quote,
+                    "start": e.start,
+                    "end": e.end,
+                    "score": round(e.score, 6),
+                    "dense": round(e.dense, 6),
+                    "lexical": round(e.lexical, 6),
+                }
+                for e in evidence
+            ],
+        })  # fmt: skip
+
+    @app.get("/v1/models", tags=["openai"], dependencies=Authorized)
+    def models() -> dict[str, object]:
+        """The generators, as OpenAI models."""
+        return {
+            "object": "list",
+            "data": [
+                {"id": g.name, "object": "model", "created": 0, "owned_by": "rag",
+                 "description": g.description}
+                for g in (generators.get(n) for n in generators.names())
+            ],
+        }  # fmt: skip
+
+    @app.post("/v1/chat/completions", tags=["openai"], dependencies=Authorized)
+    def chat_completions(body: ChatRequest) -> Any:
+        """OpenAI-compatible chat; the answer with its citations is in `rag`."""
+        question, history, turns = conversation_of(body.messages)
+        answers = server.answer_stream(
+            question, history, turns, body.top_k, body.model, body.documents
+        )
+        completion = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+        if not body.stream:
+            answer = _last(answers)
+            return JSONResponse({
+                "id": completion,
+                "object": "chat.completion",
+                "created": created,
+                "model": answer.generator,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": rendered(answer)},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                EXTENSION: answer.to_json(),
+            })  # fmt: skip
+        # The first snapshot is taken here, so a bad question is a 4xx, not a broken stream.
+        first = next(answers)
+        return StreamingResponse(
+            _sse(first, answers, completion, created), media_type="text/event-stream"
+        )
+
+    @app.get("/api/documents", tags=["documents"], dependencies=Authorized)
+    def list_documents() -> list[dict[str, Any]]:
+        """The indexed documents."""
+        return [record.to_json() for record in pipeline.live.documents()]
+
+    @app.post("/api/documents", tags=["documents"], dependencies=Authorized)
+    def upload_documents(
+        files: Annotated[list[UploadFile], File(description="Files to index.")],
+    ) -> dict[str, Any]:
+        """Upload files and index them (incrementally); returns the ingest report."""
+        from ui.handlers import safe_upload_name
+
+        target_dir = settings.uploads_dir
+        target_dir.mkdir(parents=True, exist_ok=True)
+        saved: list[Path] = []
+        for upload in files:
+            name = safe_upload_name(upload.filename or "upload")
+            target = target_dir / name
+            with open(target, "wb") as out:
+                while chunk := upload.file.read(1 << 20):
+                    out.write(chunk)
+            saved.append(target)
+        report = pipeline.live.ingest(saved)
+        return dataclasses.asdict(report)
+
+    @app.delete(
+        "/api/documents/{source:path}",
+        tags=["documents"],
+        dependencies=Authorized,
+        responses={404: {"description": "No such document"}},
+    )
+    def delete_document(source: str) -> dict[str, Any]:
+        """Remove a document from the index (and its file, if it was uploaded here)."""
+        if pipeline.live.document(source) is None:
+            raise ApiError(
+                404, f"No indexed document is called {source!r} (see GET /api/documents).",
+                "not_found",
+            )  # fmt: skip
+        doc, removed = pipeline.live.remove(source)
+        # An uploaded file goes with its document; files elsewhere are the user's own.
+        if doc is not None and doc.path and Path(doc.path).parent == settings.uploads_dir.resolve():
+            Path(doc.path).unlink(missing_ok=True)
+        return {"source": source, "chunks_removed": removed}
+
+    app.add_middleware(
+        BodyLimit,
+        prefixes=("/api/", "/v1/"),
+        limit_for=lambda method, path: (
+            int(settings.ui_max_upload_mb * 1_000_000)
+            if method == "POST" and path == "/api/documents"
+            else settings.api_max_body_kb * 1024
+        ),
+    )
+    if chat:
+        _mount_chat(app, settings, pipeline)
+    return app
+
+
+def _last(answers: Iterator[Answer]) -> Answer:
+    final = deque(answers, maxlen=1)  # the complete answer is the last snapshot
+    if not final:
+        raise RuntimeError("the answer stream ended without an answer")
+    return final[0]
+
+
+def _sse(first: Answer, rest: Iterator[Answer], completion: str, created: int) -> Iterator[str]:
+    """Server-sent events in OpenAI's chunk format: verified sentences as they are
+    released, then a final chunk with ``finish_reason`` and the ``rag`` answer."""
+    import json
+
+    def event(delta: dict[str, str], finish: str | None = None, **extra: object) -> str:
+        chunk = {
+            "id": completion,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": first.generator,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
+        return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+
+    yield event({"role": "assistant", "content": ""})
+    shown: list[str] = []
+    answer = first
+    try:
+        for answer in _chain(first, rest):
+            if answer.refused:
+                continue  # a refusal is only ever the final answer: sent below
+            for sentence in answer.sentences[len(shown) :]:
+                text = sentence_text(sentence.text, sentence.citations)
+                yield event({"content": (" " if shown else "") + text})
+                shown.append(text)
+    except RagError as exc:
+        status, code = status_of(exc)
+        yield f"data: {json.dumps(error_body(str(exc), code, status), ensure_ascii=False)}\n\n"
+        yield "data: [DONE]\n\n"
+        return
+    final = [sentence_text(s.text, s.citations) for s in answer.sentences]
+    if answer.refused:
+        yield event({"content": answer.answer})
+    elif final[: len(shown)] != shown:
+        # The verifier replaced what was streamed (an LLM's sentences that did not use
+        # the answering evidence) by the quoted answer; say so rather than retract.
+        yield event({"content": "\n\nReplaced by the quoted answer: " + " ".join(final)})
+    yield event({}, "stop", **{EXTENSION: answer.to_json()})
+    yield "data: [DONE]\n\n"
+
+
+def _chain(first: Answer, rest: Iterator[Answer]) -> Iterator[Answer]:
+    yield first
+    yield from rest
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.message, exc.code, exc.status), exc.status, headers=exc.headers
+        )
+
+    @app.exception_handler(RagError)
+    async def rag_error(request: Request, exc: RagError) -> JSONResponse:
+        status, code = status_of(exc)
+        return JSONResponse(error_body(str(exc), code, status), status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # The message names each bad field; the input itself is not echoed back (it
+        # may be megabytes, or bytes that are not text).
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ())) or 'body'}: {err.get('msg', '')}"
+            for err in exc.errors()[:10]
+        )
+        return JSONResponse(error_body(f"Invalid request: {problems}", "invalid_body", 422), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if exc.status_code == 400 and "parsing the body" in message:
+            message = "The request body is not valid JSON (or not UTF-8)."
+        return JSONResponse(
+            error_body(message, "http_error", exc.status_code),
+            exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+
+def _mount_chat(app: FastAPI, settings: Settings, pipeline: Pipeline) -> None:
+    """The web chat at ``/``, over the same pipeline (one index open per process)."""
+    import gradio as gr
+
+    from ui.app import CSS, build_app, check_exposure
+    from ui.handlers import ChatService
+
+    credentials = check_exposure(settings.api_host, settings.ui_auth, no_auth=True)
+    demo = build_app(ChatService(settings, pipeline))
+    gr.mount_gradio_app(
+        app,
+        demo,
+        path="",
+        auth=credentials,
+        show_error=False,
+        max_file_size=f"{int(settings.ui_max_upload_mb)}mb",
+        theme=demo.rag_theme,
+        css=CSS,
+        footer_links=[],
+    )
+
+
+def app_from_environment() -> FastAPI:
+    """The app a uvicorn worker builds (``--workers`` > 1): settings from ``RAG_*``."""
+    from rag.pipeline import build_pipeline
+    from rag.settings import load_settings
+
+    settings = load_settings()
+    pipeline = build_pipeline(settings)
+    pipeline.ask("warm up")  # load the vector index and ONNX kernels before the first user
+    return create_app(settings, pipeline, chat=settings.api_chat)
