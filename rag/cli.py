@@ -1,74 +1,37 @@
 """The ``rag`` command line: parse, call the pipeline, render. No logic of its own.
 
 Exit codes: 0 ok, 1 a user-facing error (the message names the next step),
-2 a usage error. Every command that prints has ``--json``. Commands that live outside
-rag/ (``ui``, ``eval``, ``bench ask``) plug in through entry points; rag/ never
-imports them.
+2 a usage error. Every command that prints has ``--json``. This module holds the
+group and the index and settings commands; ``ask`` and ``chat`` are
+``rag.cli_answer``'s, shared options ``rag.cli_common``'s. Commands that live outside
+rag/ (``ui``, ``serve``, ``eval``, ``bench ask``, ``bench serve``) plug in through entry
+points; rag/ never imports them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
-import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any
 
 import click
 
-from rag import __version__, generators
+from rag import __version__
+from rag.cli_answer import ask, chat
+from rag.cli_common import (
+    CliProgress,
+    F,
+    doc_option,
+    echo_err,
+    echo_json,
+    generator_option,
+    json_option,
+    settings_from,
+)
 from rag.errors import RagError
-from rag.settings import DeprecatedSettingWarning, Settings, describe, load_settings
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def json_option(func: F) -> F:
-    """The same ``--json`` flag on every printing command."""
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)
-
-
-def echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, ensure_ascii=False, indent=None))
-
-
-def echo_err(message: str) -> None:
-    click.echo(message, err=True)
-
-
-class CliProgress:
-    """Renders ``progress(stage, done, total)`` callbacks as click progress bars on stderr."""
-
-    LABELS: ClassVar[dict[str, str]] = {"load": "Reading files", "embed": "Embedding chunks"}
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._stage: str | None = None
-        self._bar: Any = None
-        self._done = 0
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if not self.enabled or total <= 0:
-            return
-        if stage != self._stage:
-            self.close()
-            self._stage = stage
-            self._done = 0
-            self._bar = click.progressbar(
-                length=total, label=self.LABELS.get(stage, stage), file=sys.stderr
-            )
-            self._bar.__enter__()
-        self._bar.update(done - self._done)
-        self._done = done
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
-            self._bar = None
-
+from rag.settings import describe
 
 PLUGIN_GROUP = "rag.commands"
 BENCH_PLUGIN_GROUP = "rag.bench_commands"
@@ -128,24 +91,6 @@ def cli(ctx: click.Context, data_dir: Path | None) -> None:
     """Answer questions only from your documents, with verified citations. Offline."""
     ctx.ensure_object(dict)
     ctx.obj["overrides"] = {"data_dir": data_dir}
-
-
-def settings_from(ctx: click.Context, **more: Any) -> Settings:
-    overrides = {**ctx.obj["overrides"], **more}
-    ctx.obj["effective_overrides"] = overrides
-    # A deprecated setting is reported as one line, like other warnings, not as
-    # Python's "file:line: FutureWarning" with a source line.
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DeprecatedSettingWarning)
-        settings = load_settings(**overrides)
-    for warning in caught:
-        if issubclass(warning.category, DeprecatedSettingWarning):
-            echo_err(f"warning: {warning.message}")
-        else:
-            warnings.warn_explicit(
-                warning.message, warning.category, warning.filename, warning.lineno
-            )
-    return settings
 
 
 @cli.command()
@@ -292,264 +237,6 @@ def config(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"{r.name:<{width}}  {r.value!s:<40}  [{r.source}]")
 
 
-def _open_pipeline(settings: Settings) -> Any:
-    """The query pipeline, building the index from the default corpus on first use."""
-    from rag.ingest import ensure_index
-    from rag.pipeline import build_pipeline
-
-    progress = CliProgress(enabled=sys.stderr.isatty())
-    try:
-        ensure_index(settings, notify=echo_err, progress=progress)
-    finally:
-        progress.close()
-    return build_pipeline(settings)
-
-
-def _render_answer(answer: Any, verbose: bool = False) -> str:
-    lines = []
-    if answer.refused:
-        lines.append(answer.answer)
-    else:
-        lines.append(
-            " ".join(s.text + "".join(f" [{c}]" for c in s.citations) for s in answer.sentences)
-        )
-        lines.append("")
-        for c in answer.citations:
-            where = f"p. {c.page}, " if c.page else ""
-            quote = " ".join(c.quote.split())
-            lines.append(f'[{c.id}] {c.source} ({where}chars {c.start}-{c.end}): "{quote}"')
-    if answer.dropped:
-        for d in answer.dropped:
-            lines.append(f"(dropped unsupported sentence: {d.text!r}: {d.reason})")
-    if verbose:
-        lines.append("")
-        lines.append("Evidence considered:")
-        for e in answer.evidence:
-            lines.append(f"  {e['score']:.4f}  {e['source']}: {' '.join(str(e['quote']).split())}")
-        t = answer.timings_ms
-        lines.append(
-            f"Timings: retrieve {t['retrieve']:.1f} ms, answer {t['answer']:.1f} ms, "
-            f"total {t['total']:.1f} ms"
-        )
-    return "\n".join(lines)
-
-
-def _question_text(parts: tuple[str, ...]) -> str:
-    from rag.pipeline import QuestionError
-
-    question = " ".join(parts)
-    if not question.strip():
-        raise click.UsageError('The question is empty. Usage: rag ask "What is Trainium?"')
-    del QuestionError  # validated again (length) by the pipeline
-    return question
-
-
-class GeneratorChoice(click.Choice[str]):
-    """The registered generators (``rag.generators``), read when the flag is parsed, so a
-    generator registered after this module was imported is a valid choice too."""
-
-    def __init__(self) -> None:
-        super().__init__(())
-
-    @property
-    def choices(self) -> tuple[str, ...]:
-        return generators.names()
-
-    @choices.setter
-    def choices(self, _value: tuple[str, ...]) -> None:
-        pass  # click.Choice.__init__ assigns; the registry is the only source
-
-
-def generator_option(func: F) -> F:
-    """The same ``--generator`` flag on every command that answers (ask, chat, eval)."""
-    return click.option(
-        "--generator",
-        type=GeneratorChoice(),
-        default=None,
-        help="Answer generator (default: settings, extractive). LLM generators need the "
-        "[llm] extra; every sentence they write is verified against the sources.",
-    )(func)
-
-
-def doc_option(func: F) -> F:
-    """The same ``--doc`` flag on every command that answers (ask, chat)."""
-    return click.option(
-        "--doc",
-        "documents",
-        multiple=True,
-        metavar="PATTERN",
-        help="Search only the documents whose source matches PATTERN (a source as listed "
-        "by `rag docs`, or a glob such as 'reports/*.pdf'); repeatable. A pattern that "
-        "matches nothing is refused, never widened.",
-    )(func)
-
-
-@cli.command()
-@click.argument("question", nargs=-1)
-@click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Evidence sentences kept.")
-@click.option("-v", "--verbose", is_flag=True, help="Also show the evidence and timings.")
-@generator_option
-@doc_option
-@json_option
-@click.pass_context
-def ask(
-    ctx: click.Context,
-    question: tuple[str, ...],
-    top_k: int | None,
-    verbose: bool,
-    generator: str | None,
-    documents: tuple[str, ...],
-    as_json: bool,
-) -> None:
-    """Answer QUESTION from the indexed documents, citing exact quotes.
-
-    Builds the index from the bundled corpus first if there is none.
-    """
-    from rag.pipeline import QuestionError
-
-    text = _question_text(question)
-    settings = settings_from(ctx, top_k=top_k, generator=generator)
-    pipeline = _open_pipeline(settings)
-    scope = list(documents) or None
-    try:
-        if as_json:
-            echo_json(pipeline.ask(text, documents=scope).to_json())
-        else:
-            _print_stream(pipeline.stream(text, documents=scope), verbose)
-    except QuestionError as exc:
-        raise click.UsageError(str(exc)) from None
-    finally:
-        pipeline.close()
-
-
-def _print_stream(snapshots: Any, verbose: bool) -> Any:
-    """Print sentences as the verifier releases them, then the citations; returns the answer."""
-    shown = 0
-    answer = None
-    for answer in snapshots:
-        if answer.refused or len(answer.sentences) <= shown:
-            continue
-        if len(answer.sentences) > 1 and shown == 0 and answer.generator == generators.EXTRACTIVE:
-            break  # complete at once: render it whole below
-        for sentence in answer.sentences[shown:]:
-            markers = "".join(f" [{c}]" for c in sentence.citations)
-            click.echo(("" if shown == 0 else " ") + sentence.text + markers, nl=False)
-            shown += 1
-    if answer is None:
-        return None
-    full = _render_answer(answer, verbose)
-    if shown and answer.sentences and shown <= len(answer.sentences):
-        # The sentences are on screen; print what follows them (citations, details).
-        click.echo()
-        click.echo(full.split("\n", 1)[1] if "\n" in full else "")
-    else:
-        click.echo(full)
-    return answer
-
-
-CHAT_HELP = """Commands: /reset (forget the conversation), /help, /quit.
-Ask follow-ups naturally: "Where is it based?" refers to the earlier question."""
-
-
-@cli.command()
-@click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Evidence sentences kept.")
-@click.option("-v", "--verbose", is_flag=True, help="Also show the evidence and timings.")
-@generator_option
-@doc_option
-@json_option
-@click.pass_context
-def chat(
-    ctx: click.Context,
-    top_k: int | None,
-    verbose: bool,
-    generator: str | None,
-    documents: tuple[str, ...],
-    as_json: bool,
-) -> None:
-    """Multi-turn chat in the terminal; follow-ups use the conversation so far.
-
-    With --json, reads questions from stdin line by line and prints exactly one JSON
-    object per non-empty line: an answer, {"command": NAME}, or {"error": MESSAGE}.
-    """
-    from rag.pipeline import Conversation
-
-    settings = settings_from(ctx, top_k=top_k, generator=generator)
-    pipeline = _open_pipeline(settings)
-    conversation = Conversation()
-    interactive = sys.stdin.isatty() and not as_json
-    if interactive:
-        click.echo(f"Ask about your documents. {CHAT_HELP}")
-    try:
-        while True:
-            if interactive:
-                try:
-                    line = input("you> ")
-                except EOFError:
-                    click.echo()
-                    break
-            else:
-                raw = _read_line()
-                if raw is None:
-                    break
-                line = raw.rstrip("\r\n")
-            if not line.strip():
-                continue
-            scope = list(documents) or None
-            if not _chat_turn(pipeline, conversation, line.strip(), as_json, verbose, scope):
-                break
-    finally:
-        pipeline.close()
-
-
-def _read_line() -> str | None:
-    """One line of stdin, None at its end. Read as bytes and decoded with replacement,
-    so a line that is not UTF-8 is answered (cleaned) instead of ending the chat."""
-    buffer = getattr(sys.stdin, "buffer", None)
-    if buffer is None:  # a text-only stdin (tests' StringIO)
-        text = sys.stdin.readline()
-        return text or None
-    raw = buffer.readline()
-    return raw.decode("utf-8", errors="replace") if raw else None
-
-
-def _chat_turn(
-    pipeline: Any,
-    conversation: Any,
-    line: str,
-    as_json: bool,
-    verbose: bool,
-    documents: list[str] | None = None,
-) -> bool:
-    """Handle one chat line; False means quit."""
-    if line.startswith("/"):
-        name = line[1:].split()[0].lower() if len(line) > 1 else ""
-        known = {"reset", "help", "quit", "exit"}
-        if name not in known:
-            message = f"Unknown command /{name}. {CHAT_HELP}"
-            echo_json({"error": message}) if as_json else click.echo(message)
-            return True
-        if name == "reset":
-            conversation.reset()
-        if as_json:
-            echo_json({"command": "quit" if name == "exit" else name})
-        elif name == "help":
-            click.echo(CHAT_HELP)
-        elif name == "reset":
-            click.echo("(conversation reset)")
-        return name not in ("quit", "exit")
-    try:
-        if as_json:
-            echo_json(pipeline.chat(line, conversation, documents=documents).to_json())
-        else:
-            _print_stream(pipeline.stream_chat(line, conversation, documents=documents), verbose)
-            click.echo()
-    except RagError as exc:
-        echo_json({"error": str(exc)}) if as_json else click.echo(f"Error: {exc}")
-        return True
-    sys.stdout.flush()
-    return True
-
-
 @cli.group(cls=BenchGroup)
 def bench() -> None:
     """Benchmarks (figures for the README and the issue notes)."""
@@ -575,6 +262,23 @@ def bench_ingest(ctx: click.Context, target_chunks: int, as_json: bool) -> None:
     else:
         for key, value in result.items():
             click.echo(f"{key:>28}: {value}")
+
+
+cli.add_command(ask)
+cli.add_command(chat)
+
+__all__ = [
+    "CliProgress",
+    "F",
+    "cli",
+    "doc_option",
+    "echo_err",
+    "echo_json",
+    "generator_option",
+    "json_option",
+    "main",
+    "settings_from",
+]
 
 
 def main() -> None:

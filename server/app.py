@@ -12,156 +12,47 @@ Endpoints (all JSON; errors are ``{"error": {"message", "type", "code"}}`` with 
 - ``GET /healthz``, ``GET /readyz`` (open without a key), ``/docs`` (OpenAPI).
 
 Answering is ``rag.pipeline``'s and the index is ``rag.live_index``'s; this module
-translates HTTP to their calls and their errors to status codes. Keys, rate limit
-and body caps are ``server.limits``; binding and exposure rules are ``server.cli``.
+translates HTTP to their calls and their errors to status codes. Request bodies and
+the error shape are ``server.schemas``; the chat-completions shape and its events
+``server.completions``; keys, rate limit and body caps ``server.limits``; binding and
+exposure rules ``server.cli``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
 import uuid
-from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import rag  # noqa: F401  (offline and no-telemetry environment before any library)
 from rag import __version__, generators
 from rag.conversation import resolved_history
 from rag.errors import (
-    IndexCorruptError,
-    IndexMissingError,
-    IngestBusyError,
-    InputError,
-    ModelUnavailableError,
     RagError,
 )
-from rag.loading import LoadError
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 from rag.types import Answer
+from server.completions import conversation_of, last, rendered, sse
 from server.limits import BodyLimit, RateLimiter, identity_of, key_matches
-
-MAX_MESSAGES = 200  # a conversation longer than this is a client bug, not a chat
-MAX_PATTERNS = 100
-EXTENSION = "rag"  # the extension field of chat completions that carries the answer
-_MARKER = re.compile(r" ?\[\d+\]")
-
-
-class ApiError(Exception):
-    """An error answered with ``status`` and an OpenAI-style error body."""
-
-    def __init__(
-        self, status: int, message: str, code: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-        self.headers = headers or {}
-
-
-def error_body(message: str, code: str, status: int) -> dict[str, Any]:
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    if status in (401, 403):
-        kind = "authentication_error"
-    elif status == 429:
-        kind = "rate_limit_error"
-    return {"error": {"message": message, "type": kind, "code": code}}
-
-
-def status_of(exc: RagError) -> tuple[int, str]:
-    """The HTTP status of a user-facing error: the caller's input (4xx), a busy index
-    (409), not ready (503), or what remains: a generator's LLM server failed (502)."""
-    if isinstance(exc, InputError | LoadError):
-        return 400, "invalid_request"
-    if isinstance(exc, IngestBusyError):
-        return 409, "ingest_busy"
-    if isinstance(exc, IndexMissingError | IndexCorruptError | ModelUnavailableError):
-        return 503, "unavailable"
-    return 502, "upstream_error"
-
-
-# -- request and response bodies ---------------------------------------------------------
-
-Patterns = Annotated[
-    list[Annotated[str, Field(max_length=1000)]] | None,
-    Field(
-        max_length=MAX_PATTERNS,
-        description="Search only these documents: sources (as GET /api/documents lists "
-        "them) or glob patterns. A scope that matches nothing is refused, never widened.",
-    ),
-]
-TopK = Annotated[int | None, Field(ge=1, le=50, description="Evidence sentences kept.")]
-
-
-class AskRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    question: str = Field(description="The question (RAG_MAX_QUESTION_CHARS at most).")
-    history: list[str] = Field(
-        default_factory=list,
-        max_length=MAX_MESSAGES,
-        description="Earlier questions of the conversation, oldest first.",
-    )
-    top_k: TopK = None
-    generator: str | None = Field(default=None, description="A name from GET /v1/models.")
-    documents: Patterns = None
-
-
-class RetrieveRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    query: str = Field(description="The question to find evidence for.")
-    history: list[str] = Field(default_factory=list, max_length=MAX_MESSAGES)
-    top_k: TopK = None
-    documents: Patterns = None
-
-
-class ContentPart(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    type: str
-    text: str | None = None
-
-
-class ChatMessage(BaseModel):
-    # Clients send fields this server has no use for (name, tool_calls): accepted, ignored.
-    model_config = ConfigDict(extra="allow")
-
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[ContentPart] | None = None
-
-    def text(self) -> str:
-        if isinstance(self.content, list):
-            return " ".join(p.text for p in self.content if p.type == "text" and p.text)
-        return self.content or ""
-
-
-class ChatRequest(BaseModel):
-    # OpenAI clients send sampling options (temperature, ...): answers here are
-    # extractive or verified at temperature 0, so they are accepted and ignored.
-    model_config = ConfigDict(extra="allow")
-
-    model: str | None = Field(
-        default=None, description="A generator (GET /v1/models); default: the server's."
-    )
-    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
-    stream: bool = False
-    top_k: TopK = None
-    documents: Patterns = None
-
-
-# -- the app ----------------------------------------------------------------------------
+from server.schemas import (
+    EXTENSION,
+    ApiError,
+    AskRequest,
+    ChatRequest,
+    RetrieveRequest,
+    error_body,
+    status_of,
+)
 
 
 class Server:
@@ -225,35 +116,6 @@ async def authorize(
 Authorized = [Depends(authorize)]
 
 
-def rendered(answer: Answer) -> str:
-    """The answer as chat text: each sentence followed by its citation markers."""
-    if answer.refused:
-        return answer.answer
-    return " ".join(sentence_text(s.text, s.citations) for s in answer.sentences)
-
-
-def sentence_text(text: str, citations: tuple[int, ...]) -> str:
-    return text + "".join(f" [{c}]" for c in citations)
-
-
-def conversation_of(messages: list[ChatMessage]) -> tuple[str, list[str], list[tuple[str, str]]]:
-    """(the question, earlier questions, earlier (question, answer) pairs) of a chat."""
-    if messages[-1].role != "user":
-        raise ApiError(400, "The last message must be the user's question.", "invalid_messages")
-    questions: list[str] = []
-    turns: list[tuple[str, str]] = []
-    for message in messages:
-        if message.role == "user":
-            questions.append(message.text())
-        elif message.role == "assistant" and questions:
-            # Markers are ours, not the answer's words: an LLM sees the plain text.
-            turns.append((questions[-1], _MARKER.sub("", message.text())))
-    question = questions[-1]
-    if not question.strip():
-        raise ApiError(400, "The last user message is empty: ask a question.", "empty_question")
-    return question, questions[:-1], turns
-
-
 def create_app(settings: Settings, pipeline: Pipeline, chat: bool = True) -> FastAPI:
     """The API (and, with ``chat``, the web chat at ``/``) over ``pipeline``."""
     app = FastAPI(
@@ -289,7 +151,7 @@ def create_app(settings: Settings, pipeline: Pipeline, chat: bool = True) -> Fas
         answers = server.answer_stream(
             body.question, body.history, [], body.top_k, body.generator, body.documents
         )
-        return JSONResponse(_last(answers).to_json())
+        return JSONResponse(last(answers).to_json())
 
     @app.post("/v1/retrieve", tags=["api"], dependencies=Authorized)
     def retrieve(body: RetrieveRequest) -> JSONResponse:
@@ -336,7 +198,7 @@ def create_app(settings: Settings, pipeline: Pipeline, chat: bool = True) -> Fas
         completion = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         if not body.stream:
-            answer = _last(answers)
+            answer = last(answers)
             return JSONResponse({
                 "id": completion,
                 "object": "chat.completion",
@@ -355,7 +217,7 @@ def create_app(settings: Settings, pipeline: Pipeline, chat: bool = True) -> Fas
         # The first snapshot is taken here, so a bad question is a 4xx, not a broken stream.
         first = next(answers)
         return StreamingResponse(
-            _sse(first, answers, completion, created), media_type="text/event-stream"
+            sse(first, answers, completion, created), media_type="text/event-stream"
         )
 
     @app.get("/api/documents", tags=["documents"], dependencies=Authorized)
@@ -414,61 +276,6 @@ def create_app(settings: Settings, pipeline: Pipeline, chat: bool = True) -> Fas
     if chat:
         _mount_chat(app, settings, pipeline)
     return app
-
-
-def _last(answers: Iterator[Answer]) -> Answer:
-    final = deque(answers, maxlen=1)  # the complete answer is the last snapshot
-    if not final:
-        raise RuntimeError("the answer stream ended without an answer")
-    return final[0]
-
-
-def _sse(first: Answer, rest: Iterator[Answer], completion: str, created: int) -> Iterator[str]:
-    """Server-sent events in OpenAI's chunk format: verified sentences as they are
-    released, then a final chunk with ``finish_reason`` and the ``rag`` answer."""
-    import json
-
-    def event(delta: dict[str, str], finish: str | None = None, **extra: object) -> str:
-        chunk = {
-            "id": completion,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": first.generator,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            **extra,
-        }
-        return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
-
-    yield event({"role": "assistant", "content": ""})
-    shown: list[str] = []
-    answer = first
-    try:
-        for answer in _chain(first, rest):
-            if answer.refused:
-                continue  # a refusal is only ever the final answer: sent below
-            for sentence in answer.sentences[len(shown) :]:
-                text = sentence_text(sentence.text, sentence.citations)
-                yield event({"content": (" " if shown else "") + text})
-                shown.append(text)
-    except RagError as exc:
-        status, code = status_of(exc)
-        yield f"data: {json.dumps(error_body(str(exc), code, status), ensure_ascii=False)}\n\n"
-        yield "data: [DONE]\n\n"
-        return
-    final = [sentence_text(s.text, s.citations) for s in answer.sentences]
-    if answer.refused:
-        yield event({"content": answer.answer})
-    elif final[: len(shown)] != shown:
-        # The verifier replaced what was streamed (an LLM's sentences that did not use
-        # the answering evidence) by the quoted answer; say so rather than retract.
-        yield event({"content": "\n\nReplaced by the quoted answer: " + " ".join(final)})
-    yield event({}, "stop", **{EXTENSION: answer.to_json()})
-    yield "data: [DONE]\n\n"
-
-
-def _chain(first: Answer, rest: Iterator[Answer]) -> Iterator[Answer]:
-    yield first
-    yield from rest
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -23,9 +23,10 @@ from rag.pipeline import QuestionError, check_question
 from rag.settings import Settings, describe
 from rag.text import clean_text
 from rag.types import Answer, AnswerSentence, Citation
-from server.app import ApiError, ChatMessage, _sse, conversation_of, status_of
 from server.cli import ExposureError, check_exposure, check_port
+from server.completions import conversation_of, sse
 from server.limits import BodyLimit, RateLimiter, identity_of, key_matches
+from server.schemas import ApiError, ChatMessage, status_of
 from tests.helpers import clean_env, run_rag
 
 # -- keys and the rate limit ---------------------------------------------------------------
@@ -221,7 +222,7 @@ def _answer(sentences: list[str], refused: bool = False) -> Answer:
 
 
 def _events(snapshots: list[Answer]) -> list[dict[str, Any]]:
-    stream = _sse(snapshots[0], iter(snapshots[1:]), "chatcmpl-1", 0)
+    stream = sse(snapshots[0], iter(snapshots[1:]), "chatcmpl-1", 0)
     lines = [event.removeprefix("data: ").strip() for event in stream]
     assert lines[-1] == "[DONE]"
     return [json.loads(line) for line in lines[:-1]]

@@ -1,0 +1,121 @@
+"""What every ``rag`` command shares: settings from the command line, ``--json``,
+``--generator`` and ``--doc``, progress bars, and how output is written. No commands
+here (``rag.cli``, ``rag.cli_answer``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+import click
+
+from rag import generators
+from rag.settings import DeprecatedSettingWarning, Settings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def json_option(func: F) -> F:
+    """The same ``--json`` flag on every printing command."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=None))
+
+
+def echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+class CliProgress:
+    """Renders ``progress(stage, done, total)`` callbacks as click progress bars on stderr."""
+
+    LABELS: ClassVar[dict[str, str]] = {"load": "Reading files", "embed": "Embedding chunks"}
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._stage: str | None = None
+        self._bar: Any = None
+        self._done = 0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        if stage != self._stage:
+            self.close()
+            self._stage = stage
+            self._done = 0
+            self._bar = click.progressbar(
+                length=total, label=self.LABELS.get(stage, stage), file=sys.stderr
+            )
+            self._bar.__enter__()
+        self._bar.update(done - self._done)
+        self._done = done
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+def settings_from(ctx: click.Context, **more: Any) -> Settings:
+    overrides = {**ctx.obj["overrides"], **more}
+    ctx.obj["effective_overrides"] = overrides
+    # A deprecated setting is reported as one line, like other warnings, not as
+    # Python's "file:line: FutureWarning" with a source line.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecatedSettingWarning)
+        settings = load_settings(**overrides)
+    for warning in caught:
+        if issubclass(warning.category, DeprecatedSettingWarning):
+            echo_err(f"warning: {warning.message}")
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    return settings
+
+
+class GeneratorChoice(click.Choice[str]):
+    """The registered generators (``rag.generators``), read when the flag is parsed, so a
+    generator registered after this module was imported is a valid choice too."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return generators.names()
+
+    @choices.setter
+    def choices(self, _value: tuple[str, ...]) -> None:
+        pass  # click.Choice.__init__ assigns; the registry is the only source
+
+
+def generator_option(func: F) -> F:
+    """The same ``--generator`` flag on every command that answers (ask, chat, eval)."""
+    return click.option(
+        "--generator",
+        type=GeneratorChoice(),
+        default=None,
+        help="Answer generator (default: settings, extractive). LLM generators need the "
+        "[llm] extra; every sentence they write is verified against the sources.",
+    )(func)
+
+
+def doc_option(func: F) -> F:
+    """The same ``--doc`` flag on every command that answers (ask, chat)."""
+    return click.option(
+        "--doc",
+        "documents",
+        multiple=True,
+        metavar="PATTERN",
+        help="Search only the documents whose source matches PATTERN (a source as listed "
+        "by `rag docs`, or a glob such as 'reports/*.pdf'); repeatable. A pattern that "
+        "matches nothing is refused, never widened.",
+    )(func)
