@@ -108,7 +108,9 @@ class SentenceTransformerEmbedder:
 class OnnxEmbedder:
     """MiniLM-style mean-pooled encoder run with onnxruntime (fast import, fast query)."""
 
-    def __init__(self, name: str, model_dir: Path, export_dir: Path) -> None:
+    def __init__(
+        self, name: str, model_dir: Path, export_dir: Path, threads: int | None = None
+    ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -120,7 +122,7 @@ class OnnxEmbedder:
         self.tokenizer.enable_truncation(max_length=self.max_length)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = min(2, os.cpu_count() or 1)
+        options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
         options.log_severity_level = 3
         self.session = ort.InferenceSession(
             str(export_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
@@ -228,6 +230,9 @@ def make_embedder(settings: Settings, purpose: Literal["ingest", "query"] = "ing
         export_dir = onnx_export_dir(settings)
         if (export_dir / "export.json").is_file():
             return OnnxEmbedder(
-                settings.embedding_model, resolve_model_path(settings.embedding_model), export_dir
+                settings.embedding_model,
+                resolve_model_path(settings.embedding_model),
+                export_dir,
+                threads=settings.query_threads,
             )
     return SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)

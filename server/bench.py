@@ -11,6 +11,7 @@ not. Plugged into ``rag bench`` through the ``rag.bench_commands`` entry point.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import socket
 import subprocess
@@ -19,8 +20,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from http.client import HTTPConnection, HTTPException
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -190,8 +193,6 @@ def _wait_ready(url: str, server: subprocess.Popen[bytes], log_file: Path) -> No
 
 
 def _level(url: str, n: int, per_client: int, expected: dict[Request, dict[str, Any]]) -> Any:
-    import httpx
-
     latencies: list[float] = []
     inside: list[float] = []  # the answer's own time in the server, without HTTP
     errors: list[str] = []
@@ -200,29 +201,39 @@ def _level(url: str, n: int, per_client: int, expected: dict[Request, dict[str, 
     start = threading.Barrier(n)
 
     def client(number: int) -> None:
+        # The stdlib client, one kept-alive connection per client: the load generator
+        # shares the machine's cores with the server, so it should cost little CPU.
         mine: list[float] = []
         answering: list[float] = []
-        with httpx.Client(base_url=url, timeout=120) as http:
+        parsed = urlsplit(url)
+        http = HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=120)
+        headers = {"Content-Type": "application/json"}
+        try:
             start.wait()
             for request in workload(number, per_client):
                 body = {"model": "extractive", "messages": _messages(request, expected)}
                 began = time.perf_counter()
                 try:
-                    response = http.post("/v1/chat/completions", json=body)
-                except httpx.HTTPError as exc:
+                    http.request("POST", "/v1/chat/completions", json.dumps(body), headers)
+                    response = http.getresponse()
+                    payload = response.read()
+                except (OSError, HTTPException) as exc:
                     with lock:
                         errors.append(f"{type(exc).__name__}: {exc}")
+                    http.close()
                     continue
                 mine.append((time.perf_counter() - began) * 1000)
-                if response.status_code != 200:
+                if response.status != 200:
                     with lock:
-                        errors.append(f"{response.status_code}: {response.text[:200]}")
+                        errors.append(f"{response.status}: {payload[:200]!r}")
                     continue
-                answer = response.json()["rag"]
+                answer = json.loads(payload)["rag"]
                 answering.append(answer["timings_ms"]["total"])
                 if _key(answer) != _key(expected[request]):
                     with lock:
                         mismatches.append(f"client {number}: {request[1]!r}")
+        finally:
+            http.close()
         with lock:
             latencies.extend(mine)
             inside.extend(answering)
