@@ -26,7 +26,13 @@ from rag.store import Index
 from rag.text import content_tokens
 from rag.types import Chunk, Citation, Document
 
+# The usual constant of reciprocal rank fusion (Cormack et al. 2009): it damps the
+# weight of the very first ranks so that one ranking cannot decide alone.
 RRF_K = 60
+# Each ranking (dense, BM25) contributes this many times the sentences asked for, at
+# least POOL_MIN, before fusion: an answer ranked low by one ranking can still win.
+POOL_FACTOR = 3
+POOL_MIN = 20
 
 
 @dataclass(frozen=True)
@@ -197,7 +203,7 @@ class Retriever:
         """
         if sources is not None and not sources:
             return []
-        pool = max(3 * k, 20)
+        pool = max(POOL_FACTOR * k, POOL_MIN)
         dense = self.dense_scores(query, pool, sources)
         lexical = self.view.bm25_scores(query)
         if sources is not None:
