@@ -106,8 +106,8 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         le=256,
-        description="Threads for embedding one question (default: 2, or 1 under rag serve, "
-        "where concurrent requests use the cores better than one request's threads).",
+        description="Threads for embedding one question (default: 2, or 1 on a one-core "
+        "machine).",
     )
     max_file_mb: float = Field(
         default=50.0, gt=0, description="Files larger than this are skipped with a warning."

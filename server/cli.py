@@ -87,11 +87,6 @@ def serve(
     settings = settings_from(
         ctx, api_host=host, api_port=port, api_workers=workers, api_chat=False if no_chat else None
     )
-    if settings.query_threads is None:
-        # Many requests at once: one thread each keeps both cores busy with answers
-        # instead of two threads contending per question (measured with bench serve).
-        settings = settings.model_copy(update={"query_threads": 1})
-        ctx.obj["effective_overrides"]["query_threads"] = 1
     check_exposure(settings)
     check_port(settings.api_host, settings.api_port)
     progress = CliProgress(enabled=sys.stderr.isatty())
