@@ -122,7 +122,12 @@ def ingest(
             index.close()
         if generation != live:
             write_pointer(settings.data_dir, generation)
-        remove_stale_generations(settings.data_dir, keep=generation)
+        left = remove_stale_generations(settings.data_dir, keep=generation, settings=settings)
+        if left:
+            report.warnings.append(
+                f"Old index generation(s) {', '.join(left)} stay until the next ingest: "
+                "the Chroma server did not answer to delete their collections."
+            )
 
     report.seconds = round(time.perf_counter() - started, 3)
     return report

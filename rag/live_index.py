@@ -59,6 +59,10 @@ class LiveIndex:
             self.refresh()
             yield self.retriever
 
+    def check_store(self) -> None:
+        """Raise ``StoreUnavailableError`` if the Chroma server is down (readiness)."""
+        self.index.check_store()
+
     def documents(self) -> list[DocumentRecord]:
         with self.lock:
             self.refresh()
