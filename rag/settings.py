@@ -234,6 +234,20 @@ class Settings(BaseSettings):
         "before failing with a clear error instead of hanging.",
     )
 
+    watch_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="Seconds between two looks at a watched folder (rag ingest/serve --watch).",
+    )
+    watch_debounce_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=3600,
+        description="Seconds a watched file's size and modification time must stay the "
+        "same before it is indexed (a file still being written waits).",
+    )
+
     @model_validator(mode="after")
     def _warn_about_deprecated(self) -> Settings:
         # Only values someone set (flag, environment, config file) warn: the defaults
