@@ -1,8 +1,9 @@
 """Chroma as a server (``chroma_mode = "http"``): a real ``chroma run`` started by this
-module, ingest and ask against it in-process, the token on every request (through a
-recording proxy, since Chroma 1.x does not check tokens itself), stale generations'
-collections deleted, a dead or silent server failing fast, and ``rag serve`` answering
-503 while Chroma is away and recovering by itself. One Chroma server for the module.
+module; ingest, ask and the web chat's handlers against it in-process; the token on
+every request (through a recording proxy, since Chroma 1.x does not check tokens
+itself); stale generations' collections deleted; a dead or silent server failing fast;
+and ``rag serve`` answering 503 while Chroma is away and recovering by itself. One
+Chroma server for the module.
 """
 
 from __future__ import annotations
@@ -245,3 +246,29 @@ def test_rag_serve_answers_503_while_chroma_is_away_and_recovers(
         if proxy._server is not None:
             proxy.stop()
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+def test_the_web_chat_uploads_answers_and_removes_over_the_server(
+    http_settings: Any, embedder: Any, tmp_path: Path
+) -> None:
+    from ui.handlers import ChatService, Session
+
+    settings = http_settings()
+    ingest(settings, [CORPUS], embedder=embedder)
+    service = ChatService(settings, build_pipeline(settings))
+    upload = tmp_path / "zephyr-notes.md"
+    upload.write_text(
+        "# Zephyr notes\n\nThe Zephyr project paints its widgets purple in Oslo.\n",
+        encoding="utf-8",
+    )
+    assert "1 new" in service.upload([str(upload)])
+    *_, (markdown, answer) = service.respond("What colour are the Zephyr widgets?", Session())
+    assert "purple" in markdown and not answer.refused
+    assert "Removed zephyr-notes.md" in service.remove("zephyr-notes.md")
+    generation = read_pointer(settings.data_dir)
+    index = Index.open(settings)
+    try:  # the removed document's vectors are gone from the server too
+        assert index.collection.count() == index.counts()["chunks"]
+    finally:
+        index.close()
+    assert generation in collections(settings.chroma_port)
