@@ -31,7 +31,7 @@ from rag.cli_common import (
     settings_from,
 )
 from rag.errors import RagError
-from rag.settings import describe
+from rag.settings import Settings, describe
 
 PLUGIN_GROUP = "rag.commands"
 BENCH_PLUGIN_GROUP = "rag.bench_commands"
@@ -98,19 +98,32 @@ def cli(ctx: click.Context, data_dir: Path | None) -> None:
 @click.option("--prune", is_flag=True, help="Remove indexed documents under PATHS that are gone.")
 @click.option("--rebuild", is_flag=True, help="Start over: build a fresh index from PATHS.")
 @click.option("--no-wait", is_flag=True, help="Fail at once if another ingest is running.")
+@click.option(
+    "--watch",
+    "watch_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Keep the index in step with this folder (added, changed, deleted files) until Ctrl+C.",
+)
 @json_option
 @click.pass_context
 def ingest(
     ctx: click.Context, paths: tuple[Path, ...], prune: bool, rebuild: bool, no_wait: bool,
-    as_json: bool,
+    watch_dir: Path | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Index PATHS (files or folders; default: the bundled corpus).
 
     Incremental: unchanged files cost nothing, changed files replace their chunks.
+    With --watch FOLDER, syncs the folder on every change (pruning deleted files).
     """
     from rag.ingest import ingest as run_ingest
 
     settings = settings_from(ctx)
+    if watch_dir is not None:
+        if paths or rebuild:
+            raise click.UsageError("--watch takes one folder: give no PATHS and no --rebuild.")
+        watch_folder(settings, watch_dir, as_json)
+        return
     progress = CliProgress(enabled=not as_json and sys.stderr.isatty())
     try:
         report = run_ingest(
@@ -140,6 +153,39 @@ def ingest(
     )
     if report.recovered:
         click.echo(f"Cleaned up {report.recovered} leftover chunks of an interrupted ingest.")
+
+
+def watch_folder(settings: Settings, root: Path, as_json: bool) -> None:
+    """``rag ingest --watch``: sync until Ctrl+C, one line per sync."""
+    from rag.embedding import SentenceTransformerEmbedder
+    from rag.watch import FolderWatcher, describe_sync, ingest_sync, load_failures, watch
+
+    # One embedder for every sync: the model loads once, not per change.
+    embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
+
+    def on_sync(pending: Any, report: Any) -> None:
+        for failure in load_failures(report):
+            echo_err(f"warning: skipped {failure}")
+        if as_json:
+            echo_json({"synced": str(root), "waiting": pending.waiting,
+                       **dataclasses.asdict(report)})  # fmt: skip
+        else:
+            click.echo(describe_sync(root, pending, report))
+
+    def on_error(exc: RagError) -> None:
+        echo_err(f"warning: sync of {root} failed, retrying: {exc}")
+
+    echo_err(
+        f"Watching {root} (every {settings.watch_interval_s:g}s; a file is indexed once "
+        f"unchanged for {settings.watch_debounce_s:g}s). Ctrl+C to stop."
+    )
+    watcher = FolderWatcher(root, settings.watch_debounce_s)
+    try:
+        watch(watcher, ingest_sync(settings, root, embedder), settings.watch_interval_s,
+              on_sync, on_error)  # fmt: skip
+    except KeyboardInterrupt:
+        # An ingest interrupted here is crash-safe (its lock is released on the way out).
+        echo_err(f"Stopped watching {root}.")
 
 
 @cli.command()

@@ -27,3 +27,7 @@ class IngestBusyError(RagError):
 
 class ModelUnavailableError(RagError):
     """A model is not installed locally (we never download at run time)."""
+
+
+class StoreUnavailableError(RagError):
+    """The vector store (a Chroma server) cannot be reached or does not answer in time."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -85,8 +85,14 @@ def ingest(
     embedder: Embedder | None = None,
     progress: Progress = _quiet,
     notify: Notify | None = None,
+    only: Collection[Path] | None = None,
 ) -> IngestReport:
-    """Bring the index in line with ``paths`` (default: the bundled corpus)."""
+    """Bring the index in line with ``paths`` (default: the bundled corpus).
+
+    ``only`` (resolved paths) limits the files read to those, keeping the source names
+    ``paths`` give them: folder sync re-reads just the files that changed, and leaves
+    alone the ones still being written (``prune`` still removes files that are gone).
+    """
     started = time.perf_counter()
     # ``[]`` (unlike None) ingests no files: only the re-chunking of a stale index.
     roots = [Path(p).expanduser() for p in (paths if paths is not None else [settings.corpus_dir])]
@@ -96,6 +102,9 @@ def ingest(
 
     with ingest_lock(settings.data_dir, wait=wait, notify=notify):
         files = discover(roots, report)
+        if only is not None:
+            wanted = {Path(p).resolve() for p in only}
+            files = [f for f in files if f.path.resolve() in wanted]
         if not files and not prune:
             missing = [str(r) for r in roots if not r.exists()]
             if missing:
@@ -122,7 +131,12 @@ def ingest(
             index.close()
         if generation != live:
             write_pointer(settings.data_dir, generation)
-        remove_stale_generations(settings.data_dir, keep=generation)
+        left = remove_stale_generations(settings.data_dir, keep=generation, settings=settings)
+        if left:
+            report.warnings.append(
+                f"Old index generation(s) {', '.join(left)} stay until the next ingest: "
+                "the Chroma server did not answer to delete their collections."
+            )
 
     report.seconds = round(time.perf_counter() - started, 3)
     return report

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import fnmatch
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from rag.embedding import Embedder
 from rag.ingest import Progress, ingest, remove_document
@@ -59,6 +60,10 @@ class LiveIndex:
             self.refresh()
             yield self.retriever
 
+    def check_store(self) -> None:
+        """Raise ``StoreUnavailableError`` if the Chroma server is down (readiness)."""
+        self.index.check_store()
+
     def documents(self) -> list[DocumentRecord]:
         with self.lock:
             self.refresh()
@@ -85,13 +90,23 @@ class LiveIndex:
         with self.lock:
             return {source: doc.text for source, doc in self.retriever.view.documents.items()}
 
-    def ingest(self, paths: Sequence[Path], progress: Progress | None = None) -> IngestReport:
-        """Ingest ``paths`` into this index now (fails at once if another ingest runs)."""
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        progress: Progress | None = None,
+        *,
+        prune: bool = False,
+        only: Collection[Path] | None = None,
+        embedder: Embedder | None = None,
+    ) -> IngestReport:
+        """Ingest ``paths`` into this index now (fails at once if another ingest runs).
+
+        ``prune``, ``only`` and ``embedder`` are ``rag.ingest.ingest``'s (folder sync)."""
+        options: dict[str, Any] = {"prune": prune, "only": only, "embedder": embedder}
+        if progress is not None:
+            options["progress"] = progress
         with self.lock:
-            if progress is None:
-                report = ingest(self.settings, list(paths), wait=False)
-            else:
-                report = ingest(self.settings, list(paths), wait=False, progress=progress)
+            report = ingest(self.settings, list(paths), wait=False, **options)
             self.refresh()
         return report
 

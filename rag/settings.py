@@ -14,7 +14,7 @@ import tomllib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -106,8 +106,7 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         le=256,
-        description="Threads for embedding one question (default: 2, or 1 on a one-core "
-        "machine).",
+        description="Threads for embedding one question (default: 2, or 1 on a one-core machine).",
     )
     max_file_mb: float = Field(
         default=50.0, gt=0, description="Files larger than this are skipped with a warning."
@@ -206,6 +205,47 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="Requests per minute per API key (per client address without keys) "
         "for each server process; 0 for no limit.",
+    )
+
+    chroma_mode: Literal["embedded", "http"] = Field(
+        default="embedded",
+        description="Where vectors live: embedded (a Chroma directory inside each index "
+        "generation) or http (a `chroma run` server shared by several processes).",
+    )
+    chroma_host: str = Field(
+        default="127.0.0.1", description="Chroma server host (chroma_mode http)."
+    )
+    chroma_port: int = Field(
+        default=8000, ge=1, le=65535, description="Chroma server port (chroma_mode http)."
+    )
+    chroma_ssl: bool = Field(
+        default=False, description="Talk HTTPS to the Chroma server (chroma_mode http)."
+    )
+    chroma_token: str | None = Field(
+        default=None,
+        description="Bearer token sent to the Chroma server (RAG_CHROMA_TOKEN); Chroma 1.x "
+        "does not check it itself: put an authenticating proxy in front. Shown masked.",
+    )
+    chroma_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="Seconds to wait for the Chroma server (connect and each request) "
+        "before failing with a clear error instead of hanging.",
+    )
+
+    watch_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="Seconds between two looks at a watched folder (rag ingest/serve --watch).",
+    )
+    watch_debounce_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=3600,
+        description="Seconds a watched file's size and modification time must stay the "
+        "same before it is indexed (a file still being written waits).",
     )
 
     @model_validator(mode="after")
@@ -309,7 +349,7 @@ def describe(settings: Settings, overrides: dict[str, Any] | None = None) -> lis
         value = getattr(settings, name)
         if name == "ui_auth" and value:
             value = value.split(":", 1)[0] + ":***"  # never print the password
-        if name == "llm_api_key" and value:
+        if name in ("llm_api_key", "chroma_token") and value:
             value = "***"
         if name == "api_keys" and value:
             # How many, never any part of one: even a prefix narrows a guess.

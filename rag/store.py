@@ -4,6 +4,8 @@ Layout of a data directory::
 
     DATA_DIR/index.json          {"generation": "index-..."}: the live index, switched atomically
     DATA_DIR/index-<id>/chroma/  embedded Chroma (vectors, chunk text, metadata)
+                                 or, with chroma_mode http, the collection "index-<id>"
+                                 on a Chroma server (one collection per generation)
     DATA_DIR/index-<id>/manifest.sqlite3
                                  documents (text, title, hash) and their live chunk ids
 
@@ -34,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from rag.chunking import CHUNKER_VERSION
-from rag.errors import IndexCorruptError, IndexMissingError
+from rag.errors import IndexCorruptError, IndexMissingError, RagError, StoreUnavailableError
 from rag.settings import Settings
 from rag.types import Chunk, Document, Page
 
@@ -149,6 +151,94 @@ def chroma_client(path: Path) -> Any:
     )
 
 
+def chroma_url(settings: Settings) -> str:
+    scheme = "https" if settings.chroma_ssl else "http"
+    return f"{scheme}://{settings.chroma_host}:{settings.chroma_port}"
+
+
+def _chroma_headers(settings: Settings) -> dict[str, str]:
+    return {"Authorization": f"Bearer {settings.chroma_token}"} if settings.chroma_token else {}
+
+
+def _unavailable(settings: Settings, exc: BaseException) -> StoreUnavailableError:
+    detail = str(exc) or type(exc).__name__
+    return StoreUnavailableError(
+        f"The Chroma server at {chroma_url(settings)} is not answering ({detail}). Start it "
+        f"(chroma run --path DIR --host {settings.chroma_host} --port {settings.chroma_port}) "
+        "or check RAG_CHROMA_HOST, RAG_CHROMA_PORT, RAG_CHROMA_SSL and RAG_CHROMA_TOKEN."
+    )
+
+
+def chroma_heartbeat(settings: Settings) -> None:
+    """Fail fast (within ``chroma_timeout_s``) with a clear error if the server is not up."""
+    import httpx
+
+    try:
+        response = httpx.get(
+            f"{chroma_url(settings)}/api/v2/heartbeat",
+            headers=_chroma_headers(settings),
+            timeout=settings.chroma_timeout_s,
+        )
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise _unavailable(settings, exc) from exc
+
+
+def chroma_http_client(settings: Settings) -> Any:
+    """A client of the Chroma server, every request bounded by ``chroma_timeout_s``."""
+    import chromadb
+    import httpx
+    from chromadb.config import Settings as ChromaSettings
+
+    # chromadb's HttpClient talks to the server while it is built, with no timeout
+    # (httpx timeout=None): a bounded heartbeat first turns a dead server into an error.
+    chroma_heartbeat(settings)
+    try:
+        client: Any = chromadb.HttpClient(
+            host=settings.chroma_host,
+            port=settings.chroma_port,
+            ssl=settings.chroma_ssl,
+            headers=_chroma_headers(settings),
+            settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
+        )
+    except (httpx.HTTPError, ValueError) as exc:
+        raise _unavailable(settings, exc) from exc
+    # The same reason: without a timeout, a server that stops answering hangs a request.
+    client._server._session.timeout = httpx.Timeout(settings.chroma_timeout_s)
+    return client
+
+
+class _Guarded:
+    """A Chroma collection (or client) whose transport failures are ``StoreUnavailableError``.
+
+    In http mode any call can meet a server that died, restarted or stopped answering;
+    callers (ingest, retrieval, the server's 503) should see one user-facing error,
+    not httpx's.
+    """
+
+    def __init__(self, inner: Any, settings: Settings) -> None:
+        self._inner = inner
+        self._settings = settings
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._inner, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            import httpx
+
+            try:
+                return attribute(*args, **kwargs)
+            except httpx.TransportError as exc:
+                raise _unavailable(self._settings, exc) from exc
+            except httpx.HTTPStatusError as exc:
+                # A proxy in front of Chroma refusing (401/403) or failing (502/503).
+                raise _unavailable(self._settings, exc) from exc
+
+        return call
+
+
 class Index:
     """One index generation: the manifest (truth) and the Chroma collection (vectors)."""
 
@@ -157,6 +247,7 @@ class Index:
         self.directory = directory
         self.db = db
         self._collection: Any = None
+        self._batch_limit = 5000
 
     # -- opening -------------------------------------------------------------------------
 
@@ -242,20 +333,41 @@ class Index:
 
     @property
     def collection(self) -> Any:
+        if self._collection is None and self.settings.chroma_mode == "http":
+            # One collection per generation, named after it: a rebuild fills a new one
+            # beside the live one, as the embedded mode does with a new directory.
+            client = _Guarded(chroma_http_client(self.settings), self.settings)
+            self._batch_limit = int(client.get_max_batch_size())
+            self._collection = _Guarded(
+                client.get_or_create_collection(
+                    self.directory.name,
+                    embedding_function=None,
+                    configuration={"hnsw": {"space": "cosine"}},
+                ),
+                self.settings,
+            )
         if self._collection is None:
             try:
                 client = chroma_client(self.directory / "chroma")
+                self._batch_limit = int(client.get_max_batch_size())
                 self._collection = client.get_or_create_collection(
                     COLLECTION,
                     embedding_function=None,
                     configuration={"hnsw": {"space": "cosine"}},
                 )
+            except RagError:
+                raise
             except Exception as exc:  # chromadb raises many unrelated types on bad files
                 raise IndexCorruptError(
                     f"The vector store in {self.directory / 'chroma'} cannot be opened ({exc}). "
                     f"{REBUILD_HINT}"
                 ) from exc
         return self._collection
+
+    def check_store(self) -> None:
+        """Raise ``StoreUnavailableError`` if the vectors cannot be reached (http mode)."""
+        if self.settings.chroma_mode == "http":
+            chroma_heartbeat(self.settings)
 
     def close(self) -> None:
         self.db.close()
@@ -347,10 +459,11 @@ class Index:
         """Add chunks that Chroma does not hold yet. Callers never pass a present id."""
         if not chunks:
             return
-        limit = max(1, min(5000, int(self.collection._client.get_max_batch_size())))
+        collection = self.collection  # opening it reads the client's batch limit
+        limit = max(1, min(5000, self._batch_limit))
         for start in range(0, len(chunks), limit):
             part = chunks[start : start + limit]
-            self.collection.add(
+            collection.add(
                 ids=[c.id for c in part],
                 embeddings=vectors[start : start + limit],
                 documents=[c.text for c in part],
@@ -462,8 +575,25 @@ def _batches(items: list[str], size: int) -> Iterable[list[str]]:
         yield items[start : start + size]
 
 
-def remove_stale_generations(data_dir: Path, keep: str | None) -> None:
-    """Delete index generations that are not live (after a rebuild, or a killed one)."""
-    for entry in data_dir.glob("index-*"):
-        if entry.is_dir() and entry.name != keep:
-            shutil.rmtree(entry, ignore_errors=True)
+def remove_stale_generations(
+    data_dir: Path, keep: str | None, settings: Settings | None = None
+) -> list[str]:
+    """Delete index generations that are not live (after a rebuild, or a killed one).
+
+    With a Chroma server, a generation's collection goes first and its directory
+    after: a directory left behind (the server was down) is what names the collection
+    to delete next time. Returns the generations that could not be removed.
+    """
+    stale = [e for e in data_dir.glob("index-*") if e.is_dir() and e.name != keep]
+    if stale and settings is not None and settings.chroma_mode == "http":
+        try:
+            client = _Guarded(chroma_http_client(settings), settings)
+            existing = {c.name for c in client.list_collections()}
+            for entry in list(stale):
+                if entry.name in existing:
+                    client.delete_collection(entry.name)
+        except StoreUnavailableError:
+            return [e.name for e in stale]
+    for entry in stale:
+        shutil.rmtree(entry, ignore_errors=True)
+    return []

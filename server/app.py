@@ -155,6 +155,7 @@ def create_app(settings: Settings, pipeline: Pipeline, chat: bool = True) -> Fas
         def check() -> JSONResponse:
             try:
                 documents = len(pipeline.live.documents())
+                pipeline.live.check_store()  # a Chroma server that is down: not ready
                 embedder = pipeline.live.embedder.name
             except RagError as exc:
                 return JSONResponse(error_body(str(exc), "not_ready", 503), status_code=503)

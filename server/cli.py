@@ -7,12 +7,25 @@ import ipaddress
 import os
 import socket
 import sys
+import threading
+from pathlib import Path
 
 import click
 
 from rag.cli import CliProgress, echo_err, settings_from
+from rag.embedding import SentenceTransformerEmbedder
 from rag.errors import RagError
 from rag.settings import Settings
+from rag.types import IngestReport
+from rag.watch import (
+    FolderWatcher,
+    Pending,
+    Sync,
+    describe_sync,
+    ingest_sync,
+    load_failures,
+    watch,
+)
 
 
 class ExposureError(click.ClickException):
@@ -62,6 +75,28 @@ def check_port(host: str, port: int) -> None:
             ) from None
 
 
+def start_watching(settings: Settings, root: Path, sync: Sync, stop: threading.Event) -> None:
+    """Folder sync on a daemon thread, one line per sync on stderr."""
+
+    def on_sync(pending: Pending, report: IngestReport) -> None:
+        for failure in load_failures(report):
+            echo_err(f"warning: skipped {failure}")
+        echo_err(describe_sync(root, pending, report))
+
+    def on_error(exc: RagError) -> None:
+        echo_err(f"warning: sync of {root} failed, retrying: {exc}")
+
+    watcher = FolderWatcher(root, settings.watch_debounce_s)
+    thread = threading.Thread(
+        target=watch,
+        args=(watcher, sync, settings.watch_interval_s, on_sync, on_error, stop),
+        name="folder-sync",
+        daemon=True,  # a sync interrupted at exit is crash-safe like any ingest
+    )
+    thread.start()
+    echo_err(f"Watching {root} (every {settings.watch_interval_s:g}s).")
+
+
 @click.command()
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default 8080).")
@@ -72,10 +107,18 @@ def check_port(host: str, port: int) -> None:
     help="Server processes (default 1); each opens the index and counts its own rate limit.",
 )
 @click.option("--no-chat", is_flag=True, help="Serve the API only, without the web chat at /.")
+@click.option(
+    "--watch",
+    "watch_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Keep the index in step with this folder (added, changed, deleted files).",
+)
 @click.pass_context
 def serve(
-    ctx: click.Context, host: str | None, port: int | None, workers: int | None, no_chat: bool
-) -> None:
+    ctx: click.Context, host: str | None, port: int | None, workers: int | None, no_chat: bool,
+    watch_dir: Path | None,
+) -> None:  # fmt: skip
     """Serve the HTTP API (OpenAI-compatible) and the web chat on http://127.0.0.1:8080.
 
     Docs at /docs. Builds the index from the bundled corpus first if there is none.
@@ -109,13 +152,33 @@ def serve(
         from server.app import create_app
 
         pipeline = build_pipeline(settings)
+        stop = threading.Event()
         try:
             pipeline.ask("warm up")  # load the vector index and ONNX kernels first
+            if watch_dir is not None:
+                # Through the open index's lock: an embedded Chroma must not be reopened
+                # under a sync (or a query under a sync's reopen).
+                live = pipeline.live
+                embedder = SentenceTransformerEmbedder(
+                    settings.embedding_model, settings.embed_batch_size
+                )
+
+                def sync(pending: Pending) -> IngestReport:
+                    return live.ingest(
+                        [watch_dir], prune=True, only=list(pending.changed), embedder=embedder
+                    )
+
+                start_watching(settings, watch_dir, sync, stop)
             app = create_app(settings, pipeline, chat=settings.api_chat)
             uvicorn.run(app, **options)  # type: ignore[arg-type]
         finally:
+            stop.set()
             pipeline.close()  # after uvicorn's graceful shutdown: no request is running
         return
+    if watch_dir is not None:
+        # One watcher for all workers, here in the parent: workers see its changes when
+        # the manifest's revision moves, as they see any other process's ingest.
+        start_watching(settings, watch_dir, ingest_sync(settings, watch_dir), threading.Event())
     # Workers are separate processes that build their own app: they read the same
     # settings from the environment, flags included.
     for name, value in ctx.obj["effective_overrides"].items():

@@ -18,6 +18,7 @@ from rag.errors import (
     InputError,
     ModelUnavailableError,
     RagError,
+    StoreUnavailableError,
 )
 from rag.loading import LoadError
 
@@ -56,7 +57,10 @@ def status_of(exc: RagError) -> tuple[int, str]:
         return 400, "invalid_request"
     if isinstance(exc, IngestBusyError):
         return 409, "ingest_busy"
-    if isinstance(exc, IndexMissingError | IndexCorruptError | ModelUnavailableError):
+    if isinstance(
+        exc,
+        IndexMissingError | IndexCorruptError | ModelUnavailableError | StoreUnavailableError,
+    ):
         return 503, "unavailable"
     return 502, "upstream_error"
 

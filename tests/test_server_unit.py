@@ -18,7 +18,13 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from rag.conversation import resolved_history
-from rag.errors import IndexMissingError, IngestBusyError, ModelUnavailableError, RagError
+from rag.errors import (
+    IndexMissingError,
+    IngestBusyError,
+    ModelUnavailableError,
+    RagError,
+    StoreUnavailableError,
+)
 from rag.pipeline import QuestionError, check_question
 from rag.settings import Settings, describe
 from rag.text import clean_text
@@ -203,6 +209,7 @@ def test_a_huge_question_is_refused_before_it_is_scanned() -> None:
     ("error", "status"),
     [(QuestionError("empty"), 400), (IngestBusyError("busy"), 409),
      (IndexMissingError("none"), 503), (ModelUnavailableError("no GGUF"), 503),
+     (StoreUnavailableError("Chroma is down"), 503),
      (RagError("The openai server failed"), 502)],
 )  # fmt: skip
 def test_errors_map_to_whose_fault_they_are(error: RagError, status: int) -> None:

@@ -191,3 +191,19 @@ def test_web_chat_examples_from_environment_or_config(
     assert load_settings(data_dir=tmp_path).ui_examples == ["Where is the pump made?"]
     monkeypatch.setenv("RAG_UI_EXAMPLES", "[]")
     assert load_settings(data_dir=tmp_path).ui_examples == []
+
+
+def test_chroma_server_settings_from_environment_with_the_token_masked(
+    config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_settings(data_dir=tmp_path).chroma_mode == "embedded"  # unchanged default
+    monkeypatch.setenv("RAG_CHROMA_MODE", "http")
+    monkeypatch.setenv("RAG_CHROMA_PORT", "8123")
+    monkeypatch.setenv("RAG_CHROMA_TOKEN", "very-secret")
+    settings = load_settings(data_dir=tmp_path)
+    assert (settings.chroma_mode, settings.chroma_port) == ("http", 8123)
+    shown = {row.name: row.value for row in describe(settings)}
+    assert shown["chroma_token"] == "***"
+    monkeypatch.setenv("RAG_CHROMA_MODE", "cluster")
+    with pytest.raises(InputError, match="chroma_mode"):
+        load_settings(data_dir=tmp_path)
