@@ -107,8 +107,8 @@ def run_suite(
         try:
             documents = {
                 r.source: doc.text
-                for r in pipeline.index.documents()
-                if (doc := pipeline.index.document(r.source)) is not None
+                for r in pipeline.live.documents()
+                if (doc := pipeline.live.document(r.source)) is not None
             }
             facts = CorpusFacts(list(documents.values()))
             results = []

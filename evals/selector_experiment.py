@@ -214,7 +214,7 @@ def main(argv: list[str]) -> int:
         ingest(run, TRAINING_DOCUMENTS, embedder=embedder)
         pipeline = build_pipeline(run)
         try:
-            groups = build_groups(pipeline.retriever, generated=args.with_generated)
+            groups = build_groups(pipeline.live.retriever, generated=args.with_generated)
         finally:
             pipeline.close()
     finally:

@@ -85,11 +85,6 @@ class LiveIndex:
         with self.lock:
             return self.index.document(source)
 
-    def texts(self) -> dict[str, str]:
-        """Every live document's text by source (what quotes are checked against)."""
-        with self.lock:
-            return {source: doc.text for source, doc in self.retriever.view.documents.items()}
-
     def ingest(
         self,
         paths: Sequence[Path],

@@ -31,9 +31,8 @@ from rag.errors import InputError
 from rag.judge import Verifiers
 from rag.live_index import LiveIndex
 from rag.question import resolve_followup
-from rag.retrieval import Evidence, Retriever
+from rag.retrieval import Evidence
 from rag.settings import Settings
-from rag.store import Index
 from rag.text import clean_text
 from rag.types import Answer, AnswerSentence, Dropped
 
@@ -92,18 +91,6 @@ class Pipeline:
             "extractive": ExtractiveAnswerer(self.verifiers.extractive)
         }
 
-    # Read-only views of the live index, for callers that inspect it (evals, tests).
-    @property
-    def index(self) -> Index:
-        return self.live.index
-
-    @property
-    def retriever(self) -> Retriever:
-        return self.live.retriever
-
-    def refresh(self) -> bool:
-        return self.live.refresh()
-
     def answerer(self, generator: str) -> Answerer:
         if generator not in self._answerers:
             verifier = self.verifiers.for_generator(generator)
@@ -124,15 +111,12 @@ class Pipeline:
         sources: frozenset[str] | None = None,
     ) -> AnswerState:
         """Retrieve and decide: the state every answerer starts from (over ``sources``
-        only, when given)."""
-        # An unknown generator is refused before anything runs, even on a question
-        # that would be refused anyway (its answer would carry a false label).
-        chosen = generators.get(generator or self.settings.generator).name
+        only, when given). ``generator`` is a registered name (``stream`` checks it)."""
         state = AnswerState(
             question=check_question(question, self.settings.max_question_chars),
             history=[clean_text(h) for h in history],
             turns=[(clean_text(q), clean_text(a)) for q, a in turns],
-            generator=chosen,
+            generator=generator or self.settings.generator,
             top_k=max(top_k or self.settings.top_k, 1),
         )
         with self.live.reading() as retriever:
@@ -172,12 +156,12 @@ class Pipeline:
         with self.live.reading() as retriever:
             return resolved, retriever.retrieve(resolved, k, sources=sources)
 
-    def _refusal(self, state: AnswerState, generator: str) -> Answer:
+    def _refusal(self, state: AnswerState) -> Answer:
         return Answer(
             question=state.question,
             answer=extractive.REFUSAL,
             refused=True,
-            generator=generator,
+            generator=state.generator,
             sentences=[AnswerSentence(extractive.REFUSAL, ())],
             citations=[],
             evidence=[e.to_json() for e in state.evidence],
@@ -246,12 +230,9 @@ class Pipeline:
             fallback.generator = state.generator
             fallback.dropped = answer.dropped + fallback.dropped
             answer = fallback
-        answer_ms = state.select_ms + (time.perf_counter() - started) * 1000
-        answer.timings_ms = {
-            "retrieve": state.retrieve_ms,
-            "answer": answer_ms,
-            "total": state.retrieve_ms + answer_ms,
-        }
+        answer.timings_ms = _timings(
+            state.retrieve_ms, state.select_ms + (time.perf_counter() - started) * 1000
+        )
         yield answer
 
     # -- public API ------------------------------------------------------------------
@@ -283,28 +264,25 @@ class Pipeline:
         (question, answer) pairs for an LLM's context; ``documents`` (sources or glob
         patterns) limits the search to the documents they name.
         """
+        # An unknown generator is refused before anything runs, even on a question
+        # that would be refused anyway (its answer would carry a false label).
+        generator = generators.get(generator or self.settings.generator).name
         sources = self.scope(documents)
         if sources is not None and not sources:
             # A scope that names nothing is said so, never widened to every document.
             cleaned = check_question(question, self.settings.max_question_chars)
             message = unmatched_scope(list(documents or ()))
             yield Answer(
-                question=cleaned, answer=message, refused=True,
-                generator=generator or self.settings.generator,
+                question=cleaned, answer=message, refused=True, generator=generator,
                 sentences=[AnswerSentence(message, ())], citations=[], evidence=[],
-                resolved_question=cleaned,
-                timings_ms={"retrieve": 0.0, "answer": 0.0, "total": 0.0},
+                resolved_question=cleaned, timings_ms=_timings(0.0, 0.0),
             )  # fmt: skip
             return
         state = self.prepare(question, history, top_k, generator, turns, sources)
-        refusal = self._refusal(state, state.generator)
+        refusal = self._refusal(state)
         if state.selection is None or state.selection.refused:
             # Answerability is decided before any answerer runs: no LLM is asked.
-            refusal.timings_ms = {
-                "retrieve": state.retrieve_ms,
-                "answer": state.select_ms,
-                "total": state.retrieve_ms + state.select_ms,
-            }
+            refusal.timings_ms = _timings(state.retrieve_ms, state.select_ms)
             yield refusal
             return
         quote = self._answerers["extractive"]
@@ -338,6 +316,10 @@ class Pipeline:
 
     def close(self) -> None:
         self.live.close()
+
+
+def _timings(retrieve_ms: float, answer_ms: float) -> dict[str, float]:
+    return {"retrieve": retrieve_ms, "answer": answer_ms, "total": retrieve_ms + answer_ms}
 
 
 def _last(snapshots: Iterator[Answer]) -> Answer:

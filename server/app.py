@@ -76,8 +76,8 @@ class Server:
         generator: str | None,
         documents: list[str] | None,
     ) -> Iterator[Answer]:
-        if generator is not None:
-            generators.get(generator)  # unknown names are a 400 before anything runs
+        # An unknown generator is an InputError (a 400) at the first answer, which the
+        # endpoints take before they respond (Pipeline.stream checks it first).
         return self.pipeline.stream(
             question, resolved_history(history), top_k, generator, turns, documents
         )

@@ -295,6 +295,8 @@ def test_an_unknown_generator_is_refused_before_anything_runs(pipeline: Pipeline
     # Even a question the documents do not answer: its refusal would carry a false label.
     with pytest.raises(InputError, match="Unknown generator 'gpt-9'"):
         pipeline.ask("What is the phone number of Annapurna Labs?", generator="gpt-9")
+    with pytest.raises(InputError, match="Unknown generator 'gpt-9'"):  # and on an empty scope
+        pipeline.ask("Where is Annapurna Labs?", generator="gpt-9", documents=["nope.md"])
 
 
 # -- scoping and dirty input (issue 13) ------------------------------------------------------
@@ -375,7 +377,7 @@ def test_retrieval_filters_candidates_to_the_allowed_sources(
     ingest(settings, [REPO / "corpus", extra], embedder=embedder)
     pipeline = build_pipeline(settings)
     try:
-        retriever = pipeline.retriever
+        retriever = pipeline.live.retriever
         question = "Where is Annapurna Labs based?"
         unscoped = retriever.retrieve(question, k=3)
         assert {e.source for e in unscoped} == {"trainium-article.md"}
