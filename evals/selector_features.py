@@ -15,6 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.answer import (
+    PRONOUN_START,
+    corrects_premise,
+    names_covered,
+    ordinal_clash,
+    score,
+    select,
+    weighted_coverage,
+)
 from rag.question import (
     QuestionAnalysis,
     analyze,
@@ -26,7 +35,6 @@ from rag.question import (
 from rag.retrieval import CorpusView, Evidence
 from rag.text import NEGATIONS, content_tokens, names, numbers, words
 
-_PRONOUN_START = re.compile(r"^(?:it|its|they|their|them|this|these|those|he|she)\b", re.I)
 _QUESTION_FORMS = ("what", "which", "when", "where", "who", "why", "how_many", "how", "yes_no")
 _AUX_START = re.compile(
     r"^(?:is|are|was|were|do|does|did|can|could|will|would|should|has|have|had|must|may)\b", re.I
@@ -123,25 +131,8 @@ class Signals:
     defines: bool
 
 
-def _idf(view: CorpusView, term: str) -> float:
-    df = view.document_frequency(term)
-    n = max(1, len(view.ids))
-    return math.log(1 + (n - df + 0.5) / (df + 0.5))
-
-
-def coverage(terms: tuple[str, ...], own: set[str], around: set[str], view: CorpusView) -> float:
-    """IDF-weighted share of ``terms`` in ``own`` (terms only ``around`` count half)."""
-    total = got = 0.0
-    for term in terms:
-        weight = _idf(view, term)
-        total += weight
-        got += weight if term in own else 0.5 * weight if term in around else 0.0
-    return got / total if total else 0.0
-
-
 def signals(analysis: QuestionAnalysis, evidence: Evidence, view: CorpusView) -> Signals:
-    # The answerer's own rule functions, imported here so that both use one copy.
-    from rag.answer import corrects_premise, names_covered, ordinal_clash
+    # The answerer's own rule functions: one copy for the rules and the features.
 
     own = set(content_tokens(evidence.quote))
     around = set(content_tokens(f"{evidence.heading} {evidence.context}"))
@@ -149,8 +140,8 @@ def signals(analysis: QuestionAnalysis, evidence: Evidence, view: CorpusView) ->
         mentions_attribute(g, f"{evidence.quote} {evidence.context}") for g in analysis.attributes
     )
     return Signals(
-        coverage=coverage(analysis.terms, own, around, view),
-        coverage_own=coverage(analysis.terms, own, set(), view),
+        coverage=weighted_coverage(analysis.terms, own, around, view),
+        coverage_own=weighted_coverage(analysis.terms, own, set(), view),
         names_covered=names_covered(analysis, evidence),
         type_present=has_answer_type(analysis.answer_type, evidence.quote, analysis.names),
         attribute_present=attributes_ok,
@@ -181,8 +172,6 @@ def features(
     ``query`` is the self-contained question (a follow-up resolved), ``asked`` the
     user's own words when they differ (as ``rag.answer.select`` takes them).
     """
-    from rag.answer import score, select
-
     if not candidates:
         return np.zeros((0, len(FEATURES)), dtype=np.float64)
     analysis = analyze(query)
@@ -211,8 +200,9 @@ def features(
         if asked_terms is not None:
             own = set(content_tokens(evidence.quote))
             around = set(content_tokens(f"{evidence.heading} {evidence.context}"))
-            asked_cov = coverage(asked_terms, own, around, view)
+            asked_cov = weighted_coverage(asked_terms, own, around, view)
         tokens = [w.lower() for w in words(evidence.quote)]
+        subject = set(content_tokens(" ".join(tokens[:8])))
         row = [
             dense[i],
             dense[i] - best_dense,
@@ -235,15 +225,15 @@ def features(
             float(s.corrects_premise),
             float(bool(analysis.defines)),
             float(s.defines),
-            float(bool(_PRONOUN_START.match(evidence.quote))),
+            float(bool(PRONOUN_START.match(evidence.quote))),
             float(evidence.is_heading),
             float(evidence.quote.lstrip().startswith("|") or " | " in evidence.context),
             float(tokens_negated(tokens)),
             math.log1p(len(tokens)),
             *(float(form == f) for f in _QUESTION_FORMS),
             float(asked_terms is not None),
-            coverage(analysis.terms, set(content_tokens(" ".join(tokens[:8]))), set(), view),
-            coverage(analysis.terms, set(content_tokens(evidence.heading)), set(), view),
+            weighted_coverage(analysis.terms, subject, set(), view),
+            weighted_coverage(analysis.terms, set(content_tokens(evidence.heading)), set(), view),
             float(bool(_DEFINING.match(evidence.quote))),
             float(form == "why" and bool(_CAUSE.search(evidence.quote))),
             float(

@@ -77,7 +77,7 @@ DEFINITION_BONUS = 0.3  # "What is X?": "chips called X" beats a sentence that u
 # How far to look back for a pronoun's antecedent, and ahead for a list's items.
 ANTECEDENT_LOOKBACK = 4
 LIST_ITEMS_AHEAD = 6
-_PRONOUN_START = re.compile(r"^(?:it|its|they|their|them|this|these|those|he|she)\b", re.I)
+PRONOUN_START = re.compile(r"^(?:it|its|they|their|them|this|these|those|he|she)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -107,12 +107,11 @@ def _idf(view: CorpusView, term: str) -> float:
     return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
 
-def term_coverage(terms: tuple[str, ...], evidence: Evidence, view: CorpusView) -> float:
-    """IDF-weighted share of ``terms`` found in the sentence (context counts half)."""
-    if not terms:
-        return 0.0
-    own = set(content_tokens(evidence.quote))
-    around = set(content_tokens(f"{evidence.heading} {evidence.context}"))
+def weighted_coverage(
+    terms: tuple[str, ...], own: set[str], around: set[str], view: CorpusView
+) -> float:
+    """IDF-weighted share of ``terms`` in ``own``; a term only ``around`` counts
+    CONTEXT_TERM_WEIGHT."""
     total = got = 0.0
     for term in terms:
         weight = _idf(view, term)
@@ -122,6 +121,15 @@ def term_coverage(terms: tuple[str, ...], evidence: Evidence, view: CorpusView) 
         elif term in around:
             got += CONTEXT_TERM_WEIGHT * weight
     return got / total if total else 0.0
+
+
+def term_coverage(terms: tuple[str, ...], evidence: Evidence, view: CorpusView) -> float:
+    """IDF-weighted share of ``terms`` found in the sentence (context counts half)."""
+    if not terms:
+        return 0.0
+    own = set(content_tokens(evidence.quote))
+    around = set(content_tokens(f"{evidence.heading} {evidence.context}"))
+    return weighted_coverage(terms, own, around, view)
 
 
 def corrects_premise(analysis: QuestionAnalysis, evidence: Evidence) -> bool:
@@ -231,12 +239,12 @@ def score(
 
 def _antecedent(chosen: Evidence, view: CorpusView) -> Evidence | None:
     """For "It is twice as powerful...", the nearest earlier sentence naming "it"."""
-    if not _PRONOUN_START.match(chosen.quote):
+    if not PRONOUN_START.match(chosen.quote):
         return None
     for earlier in reversed(view.neighbours(chosen, before=ANTECEDENT_LOOKBACK, after=0)):
         if earlier.is_heading or earlier.heading != chosen.heading or earlier.instruction_like:
             return None
-        if not _PRONOUN_START.match(earlier.quote):
+        if not PRONOUN_START.match(earlier.quote):
             return earlier
     return None
 
