@@ -29,6 +29,7 @@ from rag.cli_common import (
     generator_option,
     json_option,
     settings_from,
+    watch_option,
 )
 from rag.errors import RagError
 from rag.settings import Settings, describe
@@ -98,13 +99,7 @@ def cli(ctx: click.Context, data_dir: Path | None) -> None:
 @click.option("--prune", is_flag=True, help="Remove indexed documents under PATHS that are gone.")
 @click.option("--rebuild", is_flag=True, help="Start over: build a fresh index from PATHS.")
 @click.option("--no-wait", is_flag=True, help="Fail at once if another ingest is running.")
-@click.option(
-    "--watch",
-    "watch_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=None,
-    help="Keep the index in step with this folder (added, changed, deleted files) until Ctrl+C.",
-)
+@watch_option
 @json_option
 @click.pass_context
 def ingest(

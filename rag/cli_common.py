@@ -9,6 +9,7 @@ import json
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import click
@@ -118,4 +119,17 @@ def doc_option(func: F) -> F:
         help="Search only the documents whose source matches PATTERN (a source as listed "
         "by `rag docs`, or a glob such as 'reports/*.pdf'); repeatable. A pattern that "
         "matches nothing is refused, never widened.",
+    )(func)
+
+
+def watch_option(func: F) -> F:
+    """The same ``--watch FOLDER`` on every command that can follow a folder (ingest,
+    serve)."""
+    return click.option(
+        "--watch",
+        "watch_dir",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        default=None,
+        help="Keep the index in step with this folder (added, changed, deleted files) "
+        "until stopped.",
     )(func)

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from rag.cli import CliProgress, echo_err, settings_from
+from rag.cli_common import watch_option
 from rag.embedding import SentenceTransformerEmbedder
 from rag.errors import RagError
 from rag.settings import Settings
@@ -107,13 +108,7 @@ def start_watching(settings: Settings, root: Path, sync: Sync, stop: threading.E
     help="Server processes (default 1); each opens the index and counts its own rate limit.",
 )
 @click.option("--no-chat", is_flag=True, help="Serve the API only, without the web chat at /.")
-@click.option(
-    "--watch",
-    "watch_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=None,
-    help="Keep the index in step with this folder (added, changed, deleted files).",
-)
+@watch_option
 @click.pass_context
 def serve(
     ctx: click.Context, host: str | None, port: int | None, workers: int | None, no_chat: bool,
