@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -342,3 +344,28 @@ def wait_for_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout
         if process.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"{url} did not come up:\n{log.read_text()[-3000:]}")
         time.sleep(0.5)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(
+    command: Sequence[str], log: Path, ready_url: str, timeout: float, **popen: object
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``command`` (output in ``log``), wait until ``ready_url`` answers 200, and
+    stop it (terminate, then wait) when the block ends."""
+    with open(log, "w") as out:
+        process = subprocess.Popen(  # type: ignore[call-overload]
+            list(command), stdout=out, stderr=subprocess.STDOUT, **popen
+        )
+    try:
+        wait_for_http(ready_url, process, log, timeout)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.client
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -28,7 +27,7 @@ from rag.ingest import ingest
 from rag.pipeline import build_pipeline
 from rag.settings import Settings
 from rag.store import Index, read_pointer
-from tests.helpers import CORPUS, REPO, assert_index_matches, corpus_files, wait_for_http
+from tests.helpers import CORPUS, REPO, assert_index_matches, corpus_files, free_port, serving
 
 pytestmark = pytest.mark.slow
 
@@ -37,30 +36,16 @@ TOKEN = "chroma-test-token"
 QUESTION = "Who makes Trainium?"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def chroma_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     directory = tmp_path_factory.mktemp("chroma-server")
     port = free_port()
     log = directory / "chroma.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen(
-            [str(CHROMA), "run", "--path", str(directory / "db"), "--host", "127.0.0.1",
-             "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-        )  # fmt: skip
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/api/v2/heartbeat", server, log, timeout=60)
+    command = [str(CHROMA), "run", "--path", str(directory / "db"), "--host", "127.0.0.1",
+               "--port", str(port)]  # fmt: skip
+    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
+    with serving(command, log, f"http://127.0.0.1:{port}/api/v2/heartbeat", 60, env=env):
         yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 class RecordingProxy:
@@ -215,16 +200,14 @@ def test_rag_serve_answers_503_while_chroma_is_away_and_recovers(
         RAG_CHROMA_TIMEOUT_S="2",
     )
     log = tmp_path / "serve.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "rag", "--data-dir", str(settings.data_dir), "serve",
-             "--port", str(port), "--no-chat"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO,
-        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "rag", "--data-dir", str(settings.data_dir), "serve",
+               "--port", str(port), "--no-chat"]  # fmt: skip
     try:
-        wait_for_http(f"{url}/readyz", server, log, timeout=120)
-        with httpx.Client(base_url=url, timeout=30) as client:
+        with (
+            serving(command, log, f"{url}/readyz", timeout=120, env=env, cwd=REPO),
+            httpx.Client(base_url=url, timeout=30) as client,
+        ):
             assert client.post("/api/ask", json={"question": QUESTION}).status_code == 200
 
             proxy.stop()
@@ -241,8 +224,6 @@ def test_rag_serve_answers_503_while_chroma_is_away_and_recovers(
             assert not back.json()["refused"]
             assert client.get("/readyz").status_code == 200
     finally:
-        server.terminate()
-        server.wait(timeout=30)
         if proxy._server is not None:
             proxy.stop()
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]

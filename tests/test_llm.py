@@ -6,8 +6,6 @@ tested against llama-cpp-python's own OpenAI-compatible server, started here."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ from rag.ingest import ingest
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings, load_settings
 from rag.verify import Verifier
-from tests.helpers import isolated_settings, wait_for_http
+from tests.helpers import free_port, isolated_settings, serving
 
 pytestmark = pytest.mark.slow
 
@@ -103,30 +101,18 @@ def test_llm_is_not_asked_when_the_documents_do_not_say(pipeline: Pipeline) -> N
     assert answer.refused and answer.citations == []
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def llm_server(gemma_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("llm-server") / "server.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model",
-             str(gemma_settings.llm_model_path), "--host", "127.0.0.1", "--port", str(port),
-             "--chat_format", "gemma", "--n_ctx", "2048", "--model_alias", "gemma"],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    command = [
+        sys.executable, "-m", "llama_cpp.server", "--model", str(gemma_settings.llm_model_path),
+        "--host", "127.0.0.1", "--port", str(port), "--chat_format", "gemma", "--n_ctx", "2048",
+        "--model_alias", "gemma",
+    ]  # fmt: skip
     base = f"http://127.0.0.1:{port}/v1"
-    try:
-        wait_for_http(f"{base}/models", server, log, timeout=120)
+    with serving(command, log, f"{base}/models", timeout=120):
         yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_openai_backend_against_a_real_server(gemma_settings: Settings, llm_server: str) -> None:

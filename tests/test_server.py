@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,8 +20,8 @@ from hypothesis import HealthCheck, Phase, settings
 
 from rag.ingest import ingest
 from rag.loading import load_file
-from tests.helpers import CORPUS, clean_env, isolated_settings, run_rag, wait_for_http
-from tests.test_ui_e2e import BOT, CHROMIUM, REPO, ask, free_port, last_answer
+from tests.helpers import CORPUS, clean_env, free_port, isolated_settings, run_rag, serving
+from tests.test_ui_e2e import BOT, CHROMIUM, REPO, ask, last_answer
 
 pytestmark = pytest.mark.slow
 
@@ -60,19 +59,11 @@ def base_url(
         RAG_API_MAX_BODY_KB="64",
     )
     log = tmp_path_factory.mktemp("serve-log") / "serve.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "rag", "--data-dir", str(data_dir), "serve", "--port",
-             str(port)],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO,
-        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/readyz", server, log, timeout=120)
+    command = [sys.executable, "-m", "rag", "--data-dir", str(data_dir), "serve", "--port",
+               str(port)]  # fmt: skip
+    with serving(command, log, f"{url}/readyz", timeout=120, env=env, cwd=REPO):
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
@@ -432,15 +423,11 @@ def test_workers_read_the_flags_from_the_parent(
     ingest(settings, embedder=embedder)
     port = free_port()
     log = tmp_path / "workers.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "rag", "--data-dir", str(data_dir), "serve", "--port",
-             str(port), "--workers", "2", "--no-chat"],
-            stdout=out, stderr=subprocess.STDOUT, env=clean_env(model_cache_dir), cwd=REPO,
-        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/readyz", server, log, timeout=120)
+    command = [sys.executable, "-m", "rag", "--data-dir", str(data_dir), "serve", "--port",
+               str(port), "--workers", "2", "--no-chat"]  # fmt: skip
+    env = clean_env(model_cache_dir)
+    with serving(command, log, f"{url}/readyz", timeout=120, env=env, cwd=REPO):
         assert httpx.get(f"{url}/readyz").json()["documents"] == 1
         answers = {
             httpx.post(f"{url}/api/ask", json={"question": "How big is Trainium 3?"},
@@ -449,6 +436,3 @@ def test_workers_read_the_flags_from_the_parent(
         }  # fmt: skip
         assert len(answers) == 1 and "credit card" in answers.pop()
         assert httpx.get(f"{url}/").status_code == 404, "--no-chat reached the workers"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)

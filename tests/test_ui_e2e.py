@@ -4,8 +4,6 @@ Debian's chromium. Needs /usr/bin/chromium (``make test`` and ``.ci/run`` instal
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +13,7 @@ from typing import Any
 import pytest
 
 from rag.ingest import ingest
-from tests.helpers import isolated_settings, wait_for_http
+from tests.helpers import free_port, isolated_settings, serving
 
 pytestmark = pytest.mark.slow
 
@@ -26,12 +24,6 @@ BROWSER_ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run",
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 ]  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -54,18 +46,10 @@ def serve(
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(RAG_CACHE_DIR=str(model_cache_dir), RAG_CONFIG=config)
     log = tmp_path_factory.mktemp("ui-log") / "ui.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "rag", "--data-dir", str(data_dir), "ui", "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO,
-        )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_for_http(url, server, log, timeout=90)
+    command = [sys.executable, "-m", "rag", "--data-dir", str(data_dir), "ui", "--port", str(port)]
+    with serving(command, log, url, timeout=90, env=env, cwd=REPO):
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

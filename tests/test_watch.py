@@ -149,7 +149,7 @@ def test_rag_ingest_watch_syncs_and_stops_on_ctrl_c(tmp_path: Path, model_cache_
 def test_rag_serve_watch_answers_about_a_new_file(
     tmp_path: Path, model_cache_dir: Path, embedder: Any, make_settings: Any
 ) -> None:
-    from tests.test_chroma_server import free_port
+    from tests.helpers import free_port
 
     folder = tmp_path / "folder"
     folder.mkdir()
