@@ -7,7 +7,7 @@ LLM_STAMP := $(VENV)/.installed-llm
 # llama-cpp-python compiles from source; a portable build runs on any x86-64.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: chat cli-chat test lint install llm browser clean
+.PHONY: chat cli-chat test lint install llm browser train clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -49,6 +49,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check rag ui evals server tests
 	$(BIN)/ruff format --check rag ui evals server tests
 	$(BIN)/mypy rag ui evals server
+
+# The learned answer selector, from the committed labels (a minute or two on a CPU,
+# no LLM): writes rag/models/selector.json.
+train: $(STAMP)
+	$(BIN)/python -m evals.selector_train
 
 clean:
 	rm -rf $(VENV)

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from evals.selector_curve import curve_text
+
 COLUMNS = (
     ("cases", "n", "{:d}"),
     ("correctness", "correct", "{:.2f}"),
@@ -69,6 +71,8 @@ def text_report(run: dict[str, Any]) -> str:
         missed = [c["id"] for c in run["claims"] if c["covered"] and not c["answered"]]
         if missed:
             out.append("  answered wrong: " + ", ".join(missed))
+    if run.get("selector"):
+        out.append(curve_text(run["selector"]))
     failing = [c for c in run["cases"] if not c["passed"]]
     for case in failing[:MAX_LISTED_FAILURES]:
         out.append(f"FAIL {case['id']} [{case['kind']}] {case['question']}")
@@ -135,6 +139,8 @@ def html_report(runs: Sequence[dict[str, Any]]) -> str:
         body.append(f"<h2>Suite {html.escape(run['suite'])} · {html.escape(run['generator'])}"
                     f" · gate {html.escape(status)}</h2>")  # fmt: skip
         body.append(f"<pre>{html.escape(table(run))}</pre>")
+        if run.get("selector"):
+            body.append(f"<pre>{html.escape(curve_text(run['selector']))}</pre>")
         body.append('<div class="charts">')
         for key, title in (("correctness", "Correctness"), ("faithfulness", "Faithfulness"),
                            ("context_recall", "Context recall")):  # fmt: skip

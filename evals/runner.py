@@ -14,6 +14,7 @@ from typing import Any
 
 from evals.metrics import CaseResult, CorpusFacts, Judge, aggregate, check_gate, score_case
 from evals.schema import Suite
+from evals.selector_curve import selector_report
 from rag.embedding import Embedder
 from rag.ingest import ingest
 from rag.pipeline import build_pipeline
@@ -34,6 +35,7 @@ class SuiteResult:
     gate_failures: list[str] = field(default_factory=list)
     documents: list[str] = field(default_factory=list)
     by_document: dict[str, dict[str, Any]] = field(default_factory=dict)
+    selector: dict[str, Any] | None = None  # the learned selector's curve (benchmark splits)
 
     @property
     def passed(self) -> bool:
@@ -53,6 +55,7 @@ class SuiteResult:
             "by_kind": self.by_kind,
             "by_document": self.by_document,
             "claims": self.claims,
+            "selector": self.selector,
             "cases": [r.to_json() for r in self.results],
         }
 
@@ -119,9 +122,14 @@ def run_suite(
                 results.append(score_case(case, answer, latency, documents, facts, judge=judge))
                 if progress:
                     progress(n, len(suite.cases))
+            curve = None
+            if suite.split and run_settings.answer_selector == "learned":
+                curve = selector_report(pipeline, suite)
         finally:
             pipeline.close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     merged = {**suite.thresholds, **(thresholds or {})}
-    return summarise(suite, settings.generator, results, merged, sorted(documents))
+    outcome = summarise(suite, settings.generator, results, merged, sorted(documents))
+    outcome.selector = curve
+    return outcome

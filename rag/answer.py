@@ -306,6 +306,15 @@ def select(
             adds = set(analysis.terms) & set(content_tokens(other.evidence.quote))
             if adds - set(content_tokens(best.evidence.quote)):
                 chosen.append(other.evidence)
+    return Selection(with_context(analysis, chosen, view), False, "", scored)
+
+
+def with_context(
+    analysis: QuestionAnalysis, chosen: list[Evidence], view: CorpusView
+) -> list[Evidence]:
+    """The chosen sentences with what they need to stand alone, in document order: a
+    pronoun's antecedent (unless the sentence names what was asked) and the items of a
+    list the sentence introduces."""
     extra: list[Evidence] = []
     for evidence in chosen:
         antecedent = _antecedent(evidence, view)
@@ -313,8 +322,7 @@ def select(
             extra.append(antecedent)
         extra.extend(_list_items(evidence, view))
     unique = {(e.source, e.start): e for e in [*extra, *chosen]}
-    ordered = sorted(unique.values(), key=lambda e: (e.source, e.start))
-    return Selection(ordered, False, "", scored)
+    return sorted(unique.values(), key=lambda e: (e.source, e.start))
 
 
 def _without_context(evidence: Evidence) -> Evidence:

@@ -32,6 +32,7 @@ from rag.judge import Verifiers
 from rag.live_index import LiveIndex
 from rag.question import resolve_followup
 from rag.retrieval import Evidence
+from rag.selector import make_selector
 from rag.settings import Settings
 from rag.text import clean_text
 from rag.types import Answer, AnswerSentence, Dropped
@@ -42,7 +43,7 @@ __all__ = ["Conversation", "Pipeline", "QuestionError", "Turn", "build_pipeline"
 # The answerer chooses among this many candidates per evidence sentence kept (at
 # least MIN_CANDIDATES): set by hand with the first version, on the article's
 # questions. On the benchmark's dev split a right sentence is among the 15 for 89%
-# of the answerable questions (evals/selector_experiment.py).
+# of the answerable questions (evals/selector_train.py).
 CANDIDATES_PER_KEPT = 3
 MIN_CANDIDATES = 15
 
@@ -86,6 +87,7 @@ class Pipeline:
         self.settings = settings
         self.live = live
         self.verifiers = Verifiers(settings, live.embedder)
+        self.selector = make_selector(settings)
         self._llm_lock = threading.Lock()
         self._answerers: dict[str, Answerer] = {
             "extractive": ExtractiveAnswerer(self.verifiers.extractive)
@@ -126,7 +128,7 @@ class Pipeline:
             state.candidates = retriever.retrieve(state.query, k=wanted, sources=sources)
             state.retrieve_ms = (time.perf_counter() - started) * 1000
             started = time.perf_counter()
-            state.selection = extractive.select(
+            state.selection = self.selector.select(
                 state.query, state.candidates, retriever.view, asked=state.question
             )
             state.select_ms = (time.perf_counter() - started) * 1000

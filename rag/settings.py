@@ -112,6 +112,31 @@ class Settings(BaseSettings):
         default=50.0, gt=0, description="Files larger than this are skipped with a warning."
     )
     top_k: int = Field(default=5, ge=1, le=50, description="Evidence sentences kept per question.")
+    answer_selector: Literal["learned", "rules"] = Field(
+        default="learned",
+        description="How the extractive answer decides which sentences answer: 'learned' "
+        "(the trained selector, rag/models/selector.json) or 'rules' (the first version's "
+        "hand-written rules).",
+    )
+    selector_threshold: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Refuse when no sentence's P(answers) reaches this (default: the "
+        "threshold calibrated at training time). Higher refuses more.",
+    )
+    selector_max_sentences: int | None = Field(
+        default=None,
+        ge=1,
+        le=10,
+        description="Most sentences the learned selector quotes (default: the trained "
+        "model's choice).",
+    )
+    selector_model_path: Path | None = Field(
+        default=None,
+        description="Weights of the learned selector (default: the packaged ones; "
+        "`make train` writes them).",
+    )
     max_question_chars: int = Field(
         default=1000, ge=10, le=100_000, description="Longest question accepted, in characters."
     )

@@ -91,7 +91,7 @@ def test_every_quote_is_the_exact_source_text(pipeline: Pipeline) -> None:
 
 
 def test_refusal_shape(pipeline: Pipeline) -> None:
-    answer = pipeline.ask("How much does a Trainium 3 chip cost?").to_json()
+    answer = pipeline.ask("How do you say good morning in Japanese?").to_json()
     assert answer["refused"] is True
     assert "documents don't say" in answer["answer"]
     assert answer["citations"] == []
@@ -178,7 +178,7 @@ def test_chat_json_line_protocol(corpus_settings: Settings) -> None:
         "/nonsense",
         "   ",
         "x" * 5000,
-        "How much does a Trainium 3 chip cost?",
+        "How do you say good morning in Japanese?",
         "/quit",
         "Never read after quit",
     ]

@@ -192,7 +192,9 @@ def test_nothing_supported_falls_back_to_extractive(
     scripted_generator("It was released in 1850 by Napoleon [1].")
     answer = corpus_pipeline.ask("When was the Orion-5 pump released?", generator="scripted")
     assert not answer.refused and answer.generator == "scripted"
-    assert answer.answer == "The Orion-5 pump was released in March 2019."
+    # The selector's extractive answer stands in: its best sentence first.
+    assert answer.answer.startswith("The Orion-5 pump was released in March 2019.")
+    assert "1850" not in answer.answer
     assert answer.dropped and "1850" in answer.dropped[0].reason
 
 

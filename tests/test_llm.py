@@ -97,7 +97,7 @@ def test_adversary_inventions_never_reach_the_user(pipeline: Pipeline) -> None:
 
 
 def test_llm_is_not_asked_when_the_documents_do_not_say(pipeline: Pipeline) -> None:
-    answer = pipeline.ask("How much does a Trainium 3 chip cost?", generator="llama-cpp")
+    answer = pipeline.ask("How do you say good morning in Japanese?", generator="llama-cpp")
     assert answer.refused and answer.citations == []
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from rag.ingest import ingest
+from rag.pipeline import build_pipeline
 from tests.helpers import free_port, isolated_settings, serving
 
 pytestmark = pytest.mark.slow
@@ -205,17 +206,37 @@ def test_upload_a_file_and_ask_about_it(browser: Any, app_url: str, tmp_path: Pa
     page.close()
 
 
-def test_two_browser_contexts_do_not_share_history(browser: Any, app_url: str) -> None:
+def _opening(answer: str) -> str:
+    """The start of an answer, before any citation marker the chat adds."""
+    return answer.split(" [")[0][:40]
+
+
+def test_two_browser_contexts_do_not_share_history(
+    browser: Any, app_url: str, tmp_path: Path, model_cache_dir: Path, embedder: Any
+) -> None:
+    earlier = "Which subsidiary develops Amazon's AI chips?"
+    vague = "Where is it based?"
+    # The same question answered in-process over the same corpus, with and without the
+    # other session's question as history: the two must differ, or a leak would hide.
+    settings = isolated_settings(tmp_path, data_dir=tmp_path / "data", cache_dir=model_cache_dir)
+    ingest(settings, embedder=embedder)
+    pipeline = build_pipeline(settings)
+    try:
+        alone = _opening(pipeline.ask(vague).answer)
+        leaked = _opening(pipeline.ask(vague, [earlier]).answer)
+    finally:
+        pipeline.close()
+    assert alone != leaked
     first = browser.new_context().new_page()
     second = browser.new_context().new_page()
     first.goto(app_url)
     second.goto(app_url)
-    ask(first, "Which subsidiary develops Amazon's AI chips?")
+    ask(first, earlier)
     # In the second session "it" has no antecedent: it must not borrow the first's.
-    ask(second, "Where is it based?")
+    ask(second, vague)
     second_text = second.locator("#rag-chat").inner_text()
     assert "Which subsidiary" not in second_text
-    assert "Austin" not in last_answer(second)
+    assert alone in last_answer(second) and leaked not in last_answer(second)
     assert first.locator(USER).count() == 1 and first.locator(BOT).count() == 1
     assert second.locator(USER).count() == 1
     first.context.close()

@@ -3,8 +3,9 @@
 Retrieval scores and ranks, IDF-weighted term coverage, and every answer rule of
 ``rag.answer`` / ``rag.question`` as a signal (value type present, names covered,
 attribute mentioned, ordinal clash, premise contradicted, the rules' own verdict),
-plus question-form x sentence-cue pairs a linear model needs spelled out. Used by
-``evals.selector_experiment``; nothing in the answerer reads them yet.
+plus question-form x sentence-cue pairs a linear model needs spelled out. The
+learned selector (``rag.selector``) scores these rows at query time; training
+(``evals.selector_train``) computes the same rows for labelled questions.
 """
 
 from __future__ import annotations
@@ -86,6 +87,13 @@ FEATURES: tuple[str, ...] = (
     "rules_can_answer",  # its gates pass (value type, names, attribute, ordinals)
     "rules_pick",  # it would quote this sentence
     "rules_refused",  # it would refuse the question
+    # About the question as a whole (the same on every candidate): they move every
+    # candidate's probability, which is what decides a refusal.
+    "q_unknown_terms",  # share of the question's terms that no indexed sentence holds
+    "q_best_coverage",  # the best candidate's coverage
+    "q_names_nowhere",  # a name asked about that no candidate mentions
+    "q_type_nowhere",  # a value type asked for that no candidate holds
+    "q_attribute_nowhere",  # an attribute asked about that no candidate mentions
 )
 _CAUSE = re.compile(
     r"\b(?:because|since|so that|in order to|due to|to avoid|to allow|to make|to prevent|"
@@ -194,6 +202,14 @@ def features(
     found = [signals(analysis, e, view) for e in candidates]
     option_asked = bool(_OPTION_QUESTION.search(analysis.text))
     best_coverage = max(s.coverage for s in found)
+    unknown = [t for t in analysis.terms if view.document_frequency(t) == 0]
+    question_level = [
+        len(unknown) / len(analysis.terms) if analysis.terms else 0.0,
+        best_coverage,
+        float(not any(s.names_covered for s in found)),
+        float(analysis.answer_type is not None and not any(s.type_present for s in found)),
+        float(bool(analysis.attributes) and not any(s.attribute_present for s in found)),
+    ]
     rows = []
     for i, (evidence, s) in enumerate(zip(candidates, found, strict=True)):
         asked_cov = s.coverage
@@ -249,6 +265,7 @@ def features(
             float(rules[id(evidence)].can_answer),
             float((evidence.source, evidence.start) in picked),
             float(chosen.refused),
+            *question_level,
         ]
         rows.append(row)
     return np.asarray(rows, dtype=np.float64)
