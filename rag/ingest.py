@@ -23,7 +23,7 @@ import numpy as np
 
 from rag.chunking import CHUNKER_VERSION, sentence_windows
 from rag.embedding import Embedder, SentenceTransformerEmbedder, ensure_onnx_export
-from rag.errors import IndexCorruptError, InputError
+from rag.errors import IndexCorruptError, IngestBusyError, InputError
 from rag.loading import LoadError, load_file
 from rag.manifest import Catalog, open_catalog
 from rag.settings import Settings
@@ -344,6 +344,27 @@ def _remove(settings: Settings, source: str) -> int:
         return len(ids)
     finally:
         index.close()
+
+
+def reconcile(settings: Settings) -> int | None:
+    """Delete the vectors an interrupted ingest left in Chroma (ids no manifest row lists).
+
+    Queries ignore them anyway; this frees them at a server's start instead of at the
+    next ingest. Returns how many went, or None when another ingest (here or on another
+    replica) holds the lock: the vectors it is adding are not leftovers.
+    """
+    catalog = open_catalog(settings)
+    try:
+        with catalog.lock(wait=False):
+            index = Index.open(settings)
+            try:
+                return index.delete_vectors(index.stored_ids() - index.live_chunk_ids())
+            finally:
+                index.close()
+    except IngestBusyError:
+        return None
+    finally:
+        catalog.close()
 
 
 def ensure_index(

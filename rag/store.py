@@ -17,9 +17,10 @@ Crash safety rests on one rule: the manifest is the truth, Chroma is a cache of
 vectors. A chunk is live only once its document's manifest rows are committed (one
 transaction), and Chroma ids are never rewritten (no upsert: see
 chroma-core/chroma#7678), only added when absent and deleted when no longer live.
-Chroma ids that are not live are leftovers of an interrupted ingest; ``reconcile``
-removes them, and queries ignore them meanwhile. ``--rebuild`` builds a new
-generation beside the old one and switches the pointer in one step.
+Chroma ids that are not live are leftovers of an interrupted ingest; the next ingest
+(or ``rag.ingest.reconcile`` at a server's start) removes them, and queries ignore
+them meanwhile. ``--rebuild`` builds a new generation beside the old one and switches
+the pointer in one step.
 
 Does not decide what to ingest (``rag.ingest``) or how to rank (``rag.retrieval``);
 the manifest's SQL is ``rag.manifest``.
