@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -145,3 +146,39 @@ def test_two_replicas_share_uploads_and_removals(
     for name in ("replica-a", "replica-b"):
         log = (tmp_path / f"{name}.log").read_text()
         assert "Traceback" not in log, log[-3000:]
+
+
+def test_a_replica_fails_fast_while_chroma_or_postgres_is_away_and_recovers(
+    shared: Callable[..., Settings],
+    embedder: Any,
+    chroma: ChromaServer,
+    postgres: Any,
+    model_cache_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """Faults (a) and (b) of ``rag bench faults``, through a real ``rag serve``: Chroma
+    SIGKILLed, PostgreSQL stopped; every request a quick 503, then answers again."""
+    from server.faults import fault_chroma, fault_postgres
+
+    settings = shared("seed")
+    ingest(settings, [CORPUS], embedder=embedder)
+    port = free_port()
+    env = clean_env(
+        model_cache_dir,
+        RAG_MANIFEST_URL=str(settings.manifest_url),
+        RAG_MANIFEST_TIMEOUT_S="2",
+        RAG_CHROMA_MODE="http",
+        RAG_CHROMA_PORT=str(chroma.port),
+        RAG_CHROMA_TIMEOUT_S="2",
+    )
+    command = [sys.executable, "-m", "rag", "--data-dir", str(tmp_path / "replica"), "serve",
+               "--port", str(port), "--no-chat"]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    lab = SimpleNamespace(chroma=chroma, postgres=postgres, settings=settings)
+    with serving(command, tmp_path / "serve.log", f"{url}/readyz", 120, env=env, cwd=REPO):
+        for fault in (fault_chroma, fault_postgres):
+            result = fault(lab, SimpleNamespace(url=url))  # type: ignore[arg-type]
+            assert result["ok"], result
+            assert all(r["status"] == 503 for r in result["during"]), result
+            assert result["slowest_s"] < 5 and result["recovered_after_s"] < 5, result
+    assert "Traceback" not in (tmp_path / "serve.log").read_text()
