@@ -7,7 +7,7 @@ LLM_STAMP := $(VENV)/.installed-llm
 # llama-cpp-python compiles from source; a portable build runs on any x86-64.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: chat cli-chat test lint install llm browser train clean
+.PHONY: chat cli-chat test lint install llm browser postgres train clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,7 +42,16 @@ browser:
 			{ apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
 		else sudo apt-get install -y -q chromium >/dev/null; fi; }
 
-test: $(LLM_STAMP) browser
+# The manifest tests run a private PostgreSQL server (Debian's packages; no service is
+# started: the tests run their own, as the postgres user when run as root).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || { \
+		echo "Installing Debian's PostgreSQL for the manifest tests..."; \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y -q postgresql >/dev/null || \
+			{ apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null; }; \
+		else sudo apt-get install -y -q postgresql >/dev/null; fi; }
+
+test: $(LLM_STAMP) browser postgres
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -226,7 +226,8 @@ def remove(ctx: click.Context, source: str, as_json: bool) -> None:
 @click.pass_context
 def info(ctx: click.Context, as_json: bool) -> None:
     """Show the data directory, the model and what the index holds."""
-    from rag.store import Index, read_pointer
+    from rag.manifest import open_catalog
+    from rag.store import Index
 
     settings = settings_from(ctx)
     data: dict[str, Any] = {
@@ -239,11 +240,17 @@ def info(ctx: click.Context, as_json: bool) -> None:
         "documents": 0,
         "chunks": 0,
     }
-    if read_pointer(settings.data_dir) is not None:
+    catalog = open_catalog(settings)
+    try:
+        data["manifest"] = catalog.location
+        live = catalog.live()
+    finally:
+        catalog.close()
+    if live is not None:
         index = Index.open(settings)
         try:
             data.update(index.counts())
-            data["index"] = str(index.directory)
+            data["index"] = str(index.directory) if not settings.manifest_url else live
             data["revision"] = index.revision
             data["vectors"] = index.collection.count()
         finally:

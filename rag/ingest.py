@@ -6,8 +6,9 @@ get only their missing chunks embedded (vectors of unchanged chunk text are
 reused) and their old chunks retired after the new ones are committed. See
 ``rag.store`` for why a SIGKILL at any point leaves a usable index.
 
-One ingest at a time per data directory (``rag.sources.ingest_lock``); a second one
-waits, saying so, or fails at once with ``wait=False``. Which files are read, and
+One ingest at a time per index (the manifest backend's lock: a file in the data
+directory, or a PostgreSQL advisory lock shared by replicas); a second one waits,
+saying so, or fails at once with ``wait=False``. Which files are read, and
 under which names, is ``rag.sources``.
 """
 
@@ -22,17 +23,13 @@ import numpy as np
 
 from rag.chunking import CHUNKER_VERSION, sentence_windows
 from rag.embedding import Embedder, SentenceTransformerEmbedder, ensure_onnx_export
-from rag.errors import IndexCorruptError, InputError
+from rag.errors import IndexCorruptError, IngestBusyError, InputError
 from rag.loading import LoadError, load_file
+from rag.manifest import Catalog, open_catalog
 from rag.settings import Settings
-from rag.sources import Notify, SourceFile, discover, ingest_lock, unique_source
-from rag.store import (
-    Index,
-    new_generation_name,
-    read_pointer,
-    remove_stale_generations,
-    write_pointer,
-)
+from rag.sources import Notify, SourceFile, discover, unique_source
+from rag.sources import ingest_lock as ingest_lock
+from rag.store import Index, new_generation_name, remove_stale_generations
 from rag.types import Chunk, Document, IngestReport
 
 # progress(stage, done, total): stages are "load", "embed".
@@ -100,7 +97,22 @@ def ingest(
     if embedder is None:
         embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
 
-    with ingest_lock(settings.data_dir, wait=wait, notify=notify):
+    catalog = open_catalog(settings)
+    try:
+        _locked_ingest(settings, catalog, roots, report, prune, rebuild, wait, embedder,
+                       progress, notify, only)  # fmt: skip
+    finally:
+        catalog.close()
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _locked_ingest(
+    settings: Settings, catalog: Catalog, roots: list[Path], report: IngestReport,
+    prune: bool, rebuild: bool, wait: bool, embedder: Embedder, progress: Progress,
+    notify: Notify | None, only: Collection[Path] | None,
+) -> None:  # fmt: skip
+    with catalog.lock(wait=wait, notify=notify):
         files = discover(roots, report)
         if only is not None:
             wanted = {Path(p).resolve() for p in only}
@@ -110,7 +122,7 @@ def ingest(
             if missing:
                 raise InputError(f"Nothing to ingest: {', '.join(missing)} not found.")
         try:
-            live = read_pointer(settings.data_dir)
+            live = catalog.live()
         except IndexCorruptError:
             if not rebuild:
                 raise
@@ -121,7 +133,7 @@ def ingest(
             generation = new_generation_name()
             index = Index.create(settings, generation, dim)
         else:
-            generation = index.directory.name
+            generation = index.generation
         try:
             _run(settings, index, files, roots, report, embedder, progress, prune)
             if isinstance(embedder, SentenceTransformerEmbedder) and report.chunks_embedded:
@@ -130,16 +142,13 @@ def ingest(
         finally:
             index.close()
         if generation != live:
-            write_pointer(settings.data_dir, generation)
-        left = remove_stale_generations(settings.data_dir, keep=generation, settings=settings)
+            catalog.switch(generation)
+        left = remove_stale_generations(settings, keep=generation)
         if left:
             report.warnings.append(
                 f"Old index generation(s) {', '.join(left)} stay until the next ingest: "
                 "the Chroma server did not answer to delete their collections."
             )
-
-    report.seconds = round(time.perf_counter() - started, 3)
-    return report
 
 
 def _run(
@@ -314,19 +323,48 @@ def _prune(index: Index, roots: Sequence[Path], seen: set[Path], report: IngestR
 
 def remove_document(settings: Settings, source: str, wait: bool = True) -> int:
     """Remove one document by source; returns how many chunks went with it."""
-    with ingest_lock(settings.data_dir, wait=wait):
-        index = Index.open(settings)
-        try:
-            if index.document(source) is None:
-                known = ", ".join(d.source for d in index.documents()[:10]) or "none"
-                raise InputError(
-                    f"No document {source!r} in the index (indexed: {known}). See: rag docs"
-                )
-            ids = index.forget_document(source)
-            index.delete_vectors(ids)
-            return len(ids)
-        finally:
-            index.close()
+    catalog = open_catalog(settings)
+    try:
+        with catalog.lock(wait=wait):
+            return _remove(settings, source)
+    finally:
+        catalog.close()
+
+
+def _remove(settings: Settings, source: str) -> int:
+    index = Index.open(settings)
+    try:
+        if index.document(source) is None:
+            known = ", ".join(d.source for d in index.documents()[:10]) or "none"
+            raise InputError(
+                f"No document {source!r} in the index (indexed: {known}). See: rag docs"
+            )
+        ids = index.forget_document(source)
+        index.delete_vectors(ids)
+        return len(ids)
+    finally:
+        index.close()
+
+
+def reconcile(settings: Settings) -> int | None:
+    """Delete the vectors an interrupted ingest left in Chroma (ids no manifest row lists).
+
+    Queries ignore them anyway; this frees them at a server's start instead of at the
+    next ingest. Returns how many went, or None when another ingest (here or on another
+    replica) holds the lock: the vectors it is adding are not leftovers.
+    """
+    catalog = open_catalog(settings)
+    try:
+        with catalog.lock(wait=False):
+            index = Index.open(settings)
+            try:
+                return index.delete_vectors(index.stored_ids() - index.live_chunk_ids())
+            finally:
+                index.close()
+    except IngestBusyError:
+        return None
+    finally:
+        catalog.close()
 
 
 def ensure_index(
@@ -337,7 +375,12 @@ def ensure_index(
 ) -> bool:
     """Build the index from the default corpus if there is none, or re-chunk one made
     by another version of the splitter. True if it built (or re-chunked) one."""
-    if read_pointer(settings.data_dir) is not None:
+    catalog = open_catalog(settings)
+    try:
+        live = catalog.live()
+    finally:
+        catalog.close()
+    if live is not None:
         index = Index.open(settings)
         try:
             stale = index.needs_rechunk

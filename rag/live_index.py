@@ -4,8 +4,8 @@ A web chat (or an HTTP server) answers many questions over hours while documents
 are added and removed, here or by another process. ``LiveIndex`` owns what that
 needs: the open ``Index`` and its ``Retriever``, the lock that keeps a query and an
 index swap (or an in-process ingest) apart, reopening when the index changed on
-disk (an embedded Chroma client does not see another process's writes until it is
-reopened), the document list, and ingest and removal in-process.
+disk or in the shared manifest (an embedded Chroma client does not see another
+process's writes until it is reopened), the document list, and ingest and removal in-process.
 
 It does not answer questions (``rag.pipeline``) or decide how files are read and
 split (``rag.ingest``).
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import threading
+import time
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,9 +23,10 @@ from typing import Any
 
 from rag.embedding import Embedder
 from rag.ingest import Progress, ingest, remove_document
+from rag.manifest import is_shared
 from rag.retrieval import Retriever
 from rag.settings import Settings
-from rag.store import DocumentRecord, Index, forget_chroma_clients, read_pointer
+from rag.store import DocumentRecord, Index, forget_chroma_clients
 from rag.types import Document, IngestReport
 
 
@@ -39,18 +41,29 @@ class LiveIndex:
         # Held while answering and while the index is swapped or written in-process:
         # reopening Chroma under a running query (or ingest) would pull it away.
         self.lock = threading.RLock()
+        # A local manifest is read on every request (two SQLite reads); a shared one
+        # at most every manifest_poll_s, so that a busy replica does not turn each
+        # request into round trips to the database. Changes made here refresh at once.
+        self._poll_s = settings.manifest_poll_s if is_shared(settings) else 0.0
+        self._checked_at = time.monotonic()
 
-    def refresh(self) -> bool:
-        """Reopen the index if it changed on disk (an ingest here or in another process)."""
+    def refresh(self, force: bool = False) -> bool:
+        """Reopen the index if it changed (an ingest here, in another process, or on
+        another replica sharing the manifest)."""
         with self.lock:
-            generation = read_pointer(self.settings.data_dir)
-            current = self.index.directory.name
+            checked = time.monotonic()
+            if not force and checked - self._checked_at < self._poll_s:
+                return False
+            generation = self.index.catalog.live()
+            current = self.index.generation
             if generation == current and self.index.revision == self.retriever.view.revision:
+                self._checked_at = checked
                 return False
             self.index.close()
             forget_chroma_clients()
             self.index = Index.open(self.settings)
             self.retriever = Retriever(self.index, self.embedder, self.settings.context_sentences)
+            self._checked_at = checked
             return True
 
     @contextmanager
@@ -83,6 +96,7 @@ class LiveIndex:
 
     def document(self, source: str) -> Document | None:
         with self.lock:
+            self.refresh()
             return self.index.document(source)
 
     def ingest(
@@ -102,7 +116,7 @@ class LiveIndex:
             options["progress"] = progress
         with self.lock:
             report = ingest(self.settings, list(paths), wait=False, **options)
-            self.refresh()
+            self.refresh(force=True)
         return report
 
     def remove(self, source: str) -> tuple[Document | None, int]:
@@ -110,7 +124,7 @@ class LiveIndex:
         with self.lock:
             doc = self.index.document(source)
             removed = remove_document(self.settings, source, wait=False)
-            self.refresh()
+            self.refresh(force=True)
         return doc, removed
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ there is no module-level instance. This module does not build anything from them
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 import warnings
 from dataclasses import dataclass
@@ -259,6 +260,29 @@ class Settings(BaseSettings):
         "before failing with a clear error instead of hanging.",
     )
 
+    manifest_url: str | None = Field(
+        default=None,
+        description="Where the manifest (documents, live chunks, the live generation, the "
+        "ingest lock) lives: empty for SQLite files in data_dir (one machine), or "
+        "postgresql://user:password@host:port/db for replicas that share it "
+        "(RAG_MANIFEST_URL; needs chroma_mode http and pip install -e '.[postgres]'). "
+        "Shown without its password.",
+    )
+    manifest_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="Seconds to wait for the manifest database (connect and each "
+        "statement) before failing with a clear error instead of hanging.",
+    )
+    manifest_poll_s: float = Field(
+        default=0.5,
+        ge=0,
+        le=3600,
+        description="With a shared manifest, at most this many seconds between two looks "
+        "at its revision: how soon a replica serves another replica's changes.",
+    )
+
     watch_interval_s: float = Field(
         default=1.0,
         gt=0,
@@ -285,6 +309,25 @@ class Settings(BaseSettings):
                 "For your own LangChain chains, pass it to rag.chunking.SentenceSplitter.",
                 DeprecatedSettingWarning,
                 stacklevel=1,  # the caller is pydantic's validation, not the user's code
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _shared_manifest_needs_shared_vectors(self) -> Settings:
+        if not self.manifest_url:
+            return self
+        if not self.manifest_url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "manifest_url must be a postgresql://user@host:port/db URL (or empty for "
+                "the SQLite manifest in data_dir)"
+            )
+        # The manifest is shared so that several machines serve one index; embedded
+        # Chroma keeps the vectors on one machine's disk, where the others cannot
+        # read them (and would each hold a different half).
+        if self.chroma_mode != "http":
+            raise ValueError(
+                "a PostgreSQL manifest_url needs chroma_mode http (vectors on a Chroma "
+                "server every replica reaches); set RAG_CHROMA_MODE=http and RAG_CHROMA_HOST"
             )
         return self
 
@@ -376,6 +419,8 @@ def describe(settings: Settings, overrides: dict[str, Any] | None = None) -> lis
             value = value.split(":", 1)[0] + ":***"  # never print the password
         if name in ("llm_api_key", "chroma_token") and value:
             value = "***"
+        if name == "manifest_url" and value:
+            value = re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", value)  # never the password
         if name == "api_keys" and value:
             # How many, never any part of one: even a prefix narrows a guess.
             count = len(settings.api_key_list)

@@ -19,8 +19,7 @@ from filelock import FileLock, Timeout
 
 from rag.errors import IngestBusyError
 from rag.loading import is_supported
-from rag.store import DocumentRecord
-from rag.types import IngestReport
+from rag.types import DocumentRecord, IngestReport
 
 Notify = Callable[[str], None]
 

@@ -1,6 +1,6 @@
-"""Indexing: the on-disk index, a Chroma collection plus a SQLite manifest.
+"""Indexing: an index generation, its manifest (the truth) and its Chroma vectors.
 
-Layout of a data directory::
+Layout, with the default SQLite manifest::
 
     DATA_DIR/index.json          {"generation": "index-..."}: the live index, switched atomically
     DATA_DIR/index-<id>/chroma/  embedded Chroma (vectors, chunk text, metadata)
@@ -9,26 +9,27 @@ Layout of a data directory::
     DATA_DIR/index-<id>/manifest.sqlite3
                                  documents (text, title, hash) and their live chunk ids
 
-Crash safety rests on one rule: the manifest is the truth, Chroma is a cache of
-vectors. A chunk is live only once its document's manifest row is committed (one
-SQLite transaction), and Chroma ids are never rewritten (no upsert: see
-chroma-core/chroma#7678), only added when absent and deleted when no longer live.
-Chroma ids that are not live are leftovers of an interrupted ingest; ``reconcile``
-removes them, and queries ignore them meanwhile. ``--rebuild`` builds a new
-generation beside the old one and switches ``index.json`` with ``os.replace``.
+With ``manifest_url`` (PostgreSQL) the manifests and the pointer live in the database
+instead (``rag.manifest_pg``) and the vectors on a Chroma server: the data directory
+keeps only uploads and locks, so replicas can each have their own, empty one.
 
-Does not decide what to ingest (``rag.ingest``) or how to rank (``rag.retrieval``).
+Crash safety rests on one rule: the manifest is the truth, Chroma is a cache of
+vectors. A chunk is live only once its document's manifest rows are committed (one
+transaction), and Chroma ids are never rewritten (no upsert: see
+chroma-core/chroma#7678), only added when absent and deleted when no longer live.
+Chroma ids that are not live are leftovers of an interrupted ingest; the next ingest
+(or ``rag.ingest.reconcile`` at a server's start) removes them, and queries ignore
+them meanwhile. ``--rebuild`` builds a new generation beside the old one and switches
+the pointer in one step.
+
+Does not decide what to ingest (``rag.ingest``) or how to rank (``rag.retrieval``);
+the manifest's SQL is ``rag.manifest``.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import sqlite3
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,103 +38,34 @@ import numpy as np
 
 from rag.chunking import CHUNKER_VERSION
 from rag.errors import IndexCorruptError, IndexMissingError, RagError, StoreUnavailableError
+from rag.manifest import (
+    POINTER as POINTER,
+)
+from rag.manifest import (
+    REBUILD_HINT,
+    Catalog,
+    Manifest,
+    SqliteCatalog,
+    batches,
+    now,
+    open_catalog,
+)
 from rag.settings import Settings
-from rag.types import Chunk, Document, Page
+from rag.types import Chunk, Document
+from rag.types import DocumentRecord as DocumentRecord
 
 SCHEMA_VERSION = 1
 COLLECTION = "chunks"
-POINTER = "index.json"
-REBUILD_HINT = "Rebuild it with: rag ingest --rebuild"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS documents (
-    source TEXT PRIMARY KEY,
-    path TEXT NOT NULL,
-    title TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    text TEXT NOT NULL,
-    pages TEXT NOT NULL,
-    body_start INTEGER NOT NULL,
-    chunks INTEGER NOT NULL,
-    ingested_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    id TEXT PRIMARY KEY,
-    source TEXT NOT NULL REFERENCES documents(source) ON DELETE CASCADE,
-    ordinal INTEGER NOT NULL,
-    start INTEGER NOT NULL,
-    "end" INTEGER NOT NULL,
-    embed_hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
-CREATE INDEX IF NOT EXISTS chunks_embed_hash ON chunks(embed_hash);
-"""
-
-
-@dataclass(frozen=True)
-class DocumentRecord:
-    """A document as the manifest holds it (``rag docs`` rows)."""
-
-    source: str
-    path: str
-    title: str
-    kind: str
-    content_hash: str
-    chunks: int
-    ingested_at: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "title": self.title,
-            "kind": self.kind,
-            "chunks": self.chunks,
-            "ingested_at": self.ingested_at,
-            "path": self.path,
-        }
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def read_pointer(data_dir: Path) -> str | None:
-    pointer = data_dir / POINTER
-    if not pointer.exists():
-        return None
-    try:
-        generation = json.loads(pointer.read_text(encoding="utf-8"))["generation"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise IndexCorruptError(
-            f"The index pointer {pointer} is unreadable. {REBUILD_HINT}"
-        ) from exc
-    if not isinstance(generation, str) or "/" in generation or not generation:
-        raise IndexCorruptError(f"The index pointer {pointer} is invalid. {REBUILD_HINT}")
-    return generation
+    """The live generation of a SQLite-manifest data directory (``index.json``)."""
+    return SqliteCatalog(data_dir).live()
 
 
 def write_pointer(data_dir: Path, generation: str) -> None:
-    """Switch the live index in one atomic rename (the old generation stays until removed)."""
-    tmp = data_dir / f".{POINTER}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump({"generation": generation}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, data_dir / POINTER)
-    _fsync_dir(data_dir)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Switch a SQLite-manifest data directory's live index in one atomic rename."""
+    SqliteCatalog(data_dir).switch(generation)
 
 
 def new_generation_name() -> str:
@@ -242,10 +174,14 @@ class _Guarded:
 class Index:
     """One index generation: the manifest (truth) and the Chroma collection (vectors)."""
 
-    def __init__(self, settings: Settings, directory: Path, db: sqlite3.Connection) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, manifest: Manifest) -> None:
         self.settings = settings
-        self.directory = directory
-        self.db = db
+        self.catalog = catalog
+        self.manifest = manifest
+        self.generation = manifest.generation
+        # Embedded Chroma's home; with a Chroma server and a PostgreSQL manifest it is
+        # never created (the name still names the collection).
+        self.directory = settings.data_dir / manifest.generation
         self._collection: Any = None
         self._batch_limit = 5000
 
@@ -254,47 +190,40 @@ class Index:
     @classmethod
     def open(cls, settings: Settings) -> Index:
         """The live index; raises ``IndexMissingError`` / ``IndexCorruptError``."""
-        generation = read_pointer(settings.data_dir)
-        if generation is None:
-            raise IndexMissingError(
-                f"No index in {settings.data_dir} yet. Build it with: rag ingest [PATH ...]"
-            )
-        directory = settings.data_dir / generation
-        manifest = directory / "manifest.sqlite3"
-        if not manifest.is_file():
-            raise IndexCorruptError(f"The index in {directory} is incomplete. {REBUILD_HINT}")
-        index = cls(settings, directory, _connect(manifest))
-        index._check_compatible()
+        catalog = open_catalog(settings)
+        try:
+            generation = catalog.live()
+            if generation is None:
+                raise IndexMissingError(
+                    f"No index in {catalog.location} yet. Build it with: rag ingest [PATH ...]"
+                )
+            index = cls(settings, catalog, catalog.open(generation))
+            index._check_compatible()
+        except BaseException:
+            catalog.close()
+            raise
         return index
 
     @classmethod
     def create(cls, settings: Settings, generation: str, dim: int) -> Index:
-        """A new, empty generation directory (not live until ``write_pointer``)."""
-        directory = settings.data_dir / generation
-        directory.mkdir(parents=True, exist_ok=False)
-        db = _connect(directory / "manifest.sqlite3")
-        with db:
-            db.executescript(_SCHEMA)
-            db.executemany(
-                "INSERT INTO meta(key, value) VALUES (?, ?)",
-                [
-                    ("schema_version", str(SCHEMA_VERSION)),
-                    ("chunker_version", str(CHUNKER_VERSION)),
-                    ("embedding_model", settings.embedding_model),
-                    ("dim", str(dim)),
-                    ("created_at", _now()),
-                    ("revision", "0"),
-                ],
-            )
-        return cls(settings, directory, db)
+        """A new, empty generation (not live until the catalog switches to it)."""
+        catalog = open_catalog(settings)
+        meta = {
+            "schema_version": str(SCHEMA_VERSION),
+            "chunker_version": str(CHUNKER_VERSION),
+            "embedding_model": settings.embedding_model,
+            "dim": str(dim),
+            "created_at": now(),
+            "revision": "0",
+        }
+        try:
+            return cls(settings, catalog, catalog.create(generation, meta))
+        except BaseException:
+            catalog.close()
+            raise
 
     def _check_compatible(self) -> None:
-        try:
-            meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
-        except sqlite3.DatabaseError as exc:
-            raise IndexCorruptError(
-                f"The index manifest in {self.directory} is unreadable ({exc}). {REBUILD_HINT}"
-            ) from exc
+        meta = self.meta
         if meta.get("schema_version") != str(SCHEMA_VERSION):
             raise IndexCorruptError(
                 f"The index in {self.directory} has format {meta.get('schema_version')!r}; "
@@ -308,7 +237,7 @@ class Index:
 
     @property
     def meta(self) -> dict[str, str]:
-        return dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        return self.manifest.meta()
 
     @property
     def chunker_version(self) -> int:
@@ -320,16 +249,12 @@ class Index:
         return self.chunker_version != CHUNKER_VERSION
 
     def mark_rechunked(self) -> None:
-        with self.db:
-            self.db.execute(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES ('chunker_version', ?)",
-                (str(CHUNKER_VERSION),),
-            )
+        self.manifest.set_meta("chunker_version", str(CHUNKER_VERSION))
 
     @property
     def revision(self) -> int:
         """Bumped by every committed change; lets a long-lived reader notice new documents."""
-        return int(self.meta.get("revision", "0"))
+        return self.manifest.revision
 
     @property
     def collection(self) -> Any:
@@ -370,66 +295,30 @@ class Index:
             chroma_heartbeat(self.settings)
 
     def close(self) -> None:
-        self.db.close()
+        self.manifest.close()
+        self.catalog.close()
         self._collection = None
 
     # -- reading -------------------------------------------------------------------------
 
     def documents(self) -> list[DocumentRecord]:
-        rows = self.db.execute(
-            "SELECT source, path, title, kind, content_hash, chunks, ingested_at "
-            "FROM documents ORDER BY source"
-        ).fetchall()
-        return [DocumentRecord(*row) for row in rows]
+        return self.manifest.documents()
 
     def document(self, source: str) -> Document | None:
-        row = self.db.execute(
-            "SELECT source, path, title, text, content_hash, kind, pages, body_start "
-            "FROM documents WHERE source = ?",
-            (source,),
-        ).fetchone()
-        if row is None:
-            return None
-        pages = tuple(Page(**p) for p in json.loads(row[6]))
-        return Document(
-            source=row[0],
-            path=row[1],
-            title=row[2],
-            text=row[3],
-            content_hash=row[4],
-            kind=row[5],
-            pages=pages,
-            body_start=row[7],
-        )
+        return self.manifest.document(source)
 
     def live_chunk_ids(self, source: str | None = None) -> set[str]:
-        if source is None:
-            rows = self.db.execute("SELECT id FROM chunks").fetchall()
-        else:
-            rows = self.db.execute("SELECT id FROM chunks WHERE source = ?", (source,)).fetchall()
-        return {r[0] for r in rows}
+        return self.manifest.live_chunk_ids(source)
 
     def chunk_embed_hashes(self, source: str) -> dict[str, str]:
         """embed_hash -> chunk id for a document's live chunks (to reuse their vectors)."""
-        rows = self.db.execute(
-            "SELECT embed_hash, id FROM chunks WHERE source = ?", (source,)
-        ).fetchall()
-        return dict(rows)
+        return self.manifest.chunk_embed_hashes(source)
 
     def sources_of(self, ids: set[str]) -> set[str]:
-        sources: set[str] = set()
-        for batch in _batches(sorted(ids), 500):
-            marks = ",".join("?" * len(batch))
-            rows = self.db.execute(
-                f"SELECT DISTINCT source FROM chunks WHERE id IN ({marks})", batch
-            ).fetchall()
-            sources.update(r[0] for r in rows)
-        return sources
+        return self.manifest.sources_of(ids)
 
     def counts(self) -> dict[str, int]:
-        documents = self.db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-        chunks = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-        return {"documents": documents, "chunks": chunks}
+        return self.manifest.counts()
 
     def stored_ids(self) -> set[str]:
         """Every id Chroma holds, live or not (an exhaustive listing, in pages)."""
@@ -445,7 +334,7 @@ class Index:
 
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        for batch in _batches(list(ids), 2000):
+        for batch in batches(list(ids), 2000):
             got = self.collection.get(ids=batch, include=["embeddings"])
             for chunk_id, vector in zip(got["ids"], got["embeddings"], strict=True):
                 out[chunk_id] = np.asarray(vector, dtype=np.float32)
@@ -483,7 +372,7 @@ class Index:
 
     def delete_vectors(self, ids: Iterable[str]) -> int:
         ids = list(ids)
-        for batch in _batches(ids, 5000):
+        for batch in batches(ids, 5000):
             self.collection.delete(ids=batch)
         return len(ids)
 
@@ -496,53 +385,11 @@ class Index:
         to delete from Chroma after this commit (a crash in between leaves only
         harmless, ignored leftovers).
         """
-        before = self.live_chunk_ids(doc.source)
-        pages = json.dumps(
-            [{"number": p.number, "start": p.start, "end": p.end} for p in doc.pages]
-        )
-        with self.db:
-            self.db.execute("DELETE FROM chunks WHERE source = ?", (doc.source,))
-            self.db.execute(
-                "INSERT OR REPLACE INTO documents(source, path, title, kind, content_hash, text, "
-                "pages, body_start, chunks, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    doc.source,
-                    doc.path,
-                    doc.title,
-                    doc.kind,
-                    doc.content_hash,
-                    doc.text,
-                    pages,
-                    doc.body_start,
-                    len(chunks),
-                    _now(),
-                ),
-            )
-            self.db.executemany(
-                'INSERT INTO chunks(id, source, ordinal, start, "end", embed_hash) '
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (c.id, c.source, c.ordinal, c.start, c.end, h)
-                    for c, h in zip(chunks, embed_hashes, strict=True)
-                ],
-            )
-            self._bump_revision()
-        return before
+        return self.manifest.commit_document(doc, chunks, embed_hashes)
 
     def forget_document(self, source: str) -> set[str]:
         """Drop a document from the manifest; returns its chunk ids for Chroma deletion."""
-        ids = self.live_chunk_ids(source)
-        with self.db:
-            self.db.execute("DELETE FROM chunks WHERE source = ?", (source,))
-            self.db.execute("DELETE FROM documents WHERE source = ?", (source,))
-            self._bump_revision()
-        return ids
-
-    def _bump_revision(self) -> None:
-        self.db.execute(
-            "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) "
-            "WHERE key = 'revision'"
-        )
+        return self.manifest.forget_document(source)
 
 
 def forget_chroma_clients() -> None:
@@ -557,43 +404,28 @@ def forget_chroma_clients() -> None:
     SharedSystemClient.clear_system_cache()
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    try:
-        db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
-        db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = FULL")
-    except sqlite3.DatabaseError as exc:
-        raise IndexCorruptError(
-            f"The index manifest {path} is unreadable ({exc}). {REBUILD_HINT}"
-        ) from exc
-    return db
-
-
-def _batches(items: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def remove_stale_generations(
-    data_dir: Path, keep: str | None, settings: Settings | None = None
-) -> list[str]:
+def remove_stale_generations(settings: Settings, keep: str | None) -> list[str]:
     """Delete index generations that are not live (after a rebuild, or a killed one).
 
-    With a Chroma server, a generation's collection goes first and its directory
-    after: a directory left behind (the server was down) is what names the collection
-    to delete next time. Returns the generations that could not be removed.
+    With a Chroma server, a generation's collection goes first and its manifest
+    after: a manifest left behind (the server was down) is what names the collection
+    to delete next time. Returns the generations that could not be removed. Callers
+    hold the ingest lock: a generation being built is never stale to another writer.
     """
-    stale = [e for e in data_dir.glob("index-*") if e.is_dir() and e.name != keep]
-    if stale and settings is not None and settings.chroma_mode == "http":
-        try:
-            client = _Guarded(chroma_http_client(settings), settings)
-            existing = {c.name for c in client.list_collections()}
-            for entry in list(stale):
-                if entry.name in existing:
-                    client.delete_collection(entry.name)
-        except StoreUnavailableError:
-            return [e.name for e in stale]
-    for entry in stale:
-        shutil.rmtree(entry, ignore_errors=True)
-    return []
+    catalog = open_catalog(settings)
+    try:
+        stale = [g for g in catalog.generations() if g != keep]
+        if stale and settings.chroma_mode == "http":
+            try:
+                client = _Guarded(chroma_http_client(settings), settings)
+                existing = {c.name for c in client.list_collections()}
+                for generation in stale:
+                    if generation in existing:
+                        client.delete_collection(generation)
+            except StoreUnavailableError:
+                return stale
+        for generation in stale:
+            catalog.drop(generation)
+        return []
+    finally:
+        catalog.close()

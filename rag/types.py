@@ -20,6 +20,29 @@ class Page:
 
 
 @dataclass(frozen=True)
+class DocumentRecord:
+    """A document as the manifest lists it (``rag docs`` rows)."""
+
+    source: str
+    path: str
+    title: str
+    kind: str
+    content_hash: str
+    chunks: int
+    ingested_at: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "title": self.title,
+            "kind": self.kind,
+            "chunks": self.chunks,
+            "ingested_at": self.ingested_at,
+            "path": self.path,
+        }
+
+
+@dataclass(frozen=True)
 class Document:
     """A loaded source file: its extracted text and where it came from."""
 

@@ -93,8 +93,10 @@ def run(
     per_client: int,
     workers: int = 1,
     log: Callable[[str], None] = print,
+    urls: list[str] | None = None,
 ) -> dict[str, Any]:
-    import httpx
+    """The bench; with ``urls`` (replicas already running over the index ``settings``
+    name) it loads those, clients spread over them in turn, instead of starting one."""
 
     from rag.ingest import ensure_index
     from rag.pipeline import build_pipeline
@@ -121,34 +123,32 @@ def run(
     gc.collect()
     warm_rate = 1000 * len(local) / sum(local)
 
-    port = _free_port()
-    env = dict(os.environ, RAG_API_RATE_LIMIT="0")  # the bench measures, not the limiter
-    env.pop("RAG_API_KEYS", None)
-    log_file = Path(tempfile.mkstemp(prefix="rag-bench-serve-", suffix=".log")[1])
-    command = [sys.executable, "-m", "rag", "--data-dir", str(settings.data_dir), "serve",
-               "--port", str(port), "--workers", str(workers), "--no-chat"]  # fmt: skip
-    with open(log_file, "w") as out:
-        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
     levels: dict[str, Any] = {}
-    try:
-        _wait_ready(url, server, log_file)
-        with httpx.Client(base_url=url, timeout=60) as warm:
-            warm_up = {"messages": _messages(distinct[0], expected)}
-            for _ in range(3 * workers):  # each worker's first answers load kernels
-                warm.post("/v1/chat/completions", json=warm_up)
-        for n in clients:
-            log(f"{n} concurrent client(s) x {per_client} questions...")
-            levels[str(n)] = _level(url, n, per_client, expected)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log_file.unlink(missing_ok=True)
+    if urls:
+        _load(urls, workers, distinct, expected, clients, per_client, levels, log)
+    else:
+        port = _free_port()
+        env = dict(os.environ, RAG_API_RATE_LIMIT="0")  # the bench measures, not the limiter
+        env.pop("RAG_API_KEYS", None)
+        log_file = Path(tempfile.mkstemp(prefix="rag-bench-serve-", suffix=".log")[1])
+        command = [sys.executable, "-m", "rag", "--data-dir", str(settings.data_dir), "serve",
+                   "--port", str(port), "--workers", str(workers), "--no-chat"]  # fmt: skip
+        with open(log_file, "w") as out:
+            server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(url, server, log_file)
+            _load([url], workers, distinct, expected, clients, per_client, levels, log)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            log_file.unlink(missing_ok=True)
 
     local_stats = _summary(local)
     result: dict[str, Any] = {
         "generator": settings.generator,
         "workers": workers,
+        "replicas": len(urls) if urls else 1,
         "in_process": {**local_stats, "warm_rate_per_s": round(warm_rate, 1)},
         "clients": levels,
     }
@@ -168,6 +168,23 @@ def run(
     )
     result["goals"] = goals
     return result
+
+
+def _load(
+    urls: list[str], workers: int, distinct: list[Request],
+    expected: dict[Request, dict[str, Any]], clients: list[int], per_client: int,
+    levels: dict[str, Any], log: Callable[[str], None],
+) -> None:  # fmt: skip
+    import httpx
+
+    for url in urls:
+        with httpx.Client(base_url=url, timeout=60) as warm:
+            warm_up = {"messages": _messages(distinct[0], expected)}
+            for _ in range(3 * workers):  # each worker's first answers load kernels
+                warm.post("/v1/chat/completions", json=warm_up)
+    for n in clients:
+        log(f"{n} concurrent client(s) x {per_client} questions...")
+        levels[str(n)] = _level(urls, n, per_client, expected)
 
 
 def _resolved(history: tuple[str, ...]) -> list[str]:
@@ -192,7 +209,9 @@ def _wait_ready(url: str, server: subprocess.Popen[bytes], log_file: Path) -> No
     raise click.ClickException(f"rag serve did not come up:\n{log_file.read_text()[-2000:]}")
 
 
-def _level(url: str, n: int, per_client: int, expected: dict[Request, dict[str, Any]]) -> Any:
+def _level(
+    urls: list[str], n: int, per_client: int, expected: dict[Request, dict[str, Any]]
+) -> Any:
     latencies: list[float] = []
     inside: list[float] = []  # the answer's own time in the server, without HTTP
     errors: list[str] = []
@@ -205,7 +224,7 @@ def _level(url: str, n: int, per_client: int, expected: dict[Request, dict[str, 
         # shares the machine's cores with the server, so it should cost little CPU.
         mine: list[float] = []
         answering: list[float] = []
-        parsed = urlsplit(url)
+        parsed = urlsplit(urls[number % len(urls)])  # replicas in turn
         http = HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=120)
         headers = {"Content-Type": "application/json"}
         try:
@@ -265,11 +284,19 @@ def _level(url: str, n: int, per_client: int, expected: dict[Request, dict[str, 
 )
 @click.option("--questions", default=25, show_default=True, help="Questions per client.")
 @click.option("--workers", default=1, show_default=True, help="Server processes.")
+@click.option(
+    "--url",
+    "urls",
+    multiple=True,
+    help="Load this running rag serve instead of starting one; repeat it for replicas "
+    "(clients go to each in turn). They must serve the index the settings name.",
+)
 @json_option
 @click.pass_context
 def bench_serve(
-    ctx: click.Context, clients: str, questions: int, workers: int, as_json: bool
-) -> None:
+    ctx: click.Context, clients: str, questions: int, workers: int, urls: tuple[str, ...],
+    as_json: bool,
+) -> None:  # fmt: skip
     """rag serve under 1, 5 and 20 concurrent clients, beside the in-process rate."""
     try:
         levels = [int(part) for part in clients.split(",") if part.strip()]
@@ -279,7 +306,9 @@ def bench_serve(
         ) from None
     if not levels or min(levels) < 1 or questions < 1:
         raise click.BadParameter("clients and questions must be at least 1")
-    result = run(settings_from(ctx), levels, questions, workers, log=echo_err)
+    result = run(
+        settings_from(ctx), levels, questions, workers, log=echo_err, urls=list(urls) or None
+    )
     if as_json:
         echo_json(result)
         return

@@ -120,7 +120,7 @@ def serve(
     """
     import uvicorn
 
-    from rag.ingest import ensure_index
+    from rag.ingest import ensure_index, reconcile
 
     settings = settings_from(
         ctx, api_host=host, api_port=port, api_workers=workers, api_chat=False if no_chat else None
@@ -132,6 +132,11 @@ def serve(
         ensure_index(settings, notify=echo_err, progress=progress)
     finally:
         progress.close()
+    # A server killed during an upload leaves vectors no manifest row lists: harmless
+    # (queries ignore them) but not free; they go now rather than at the next ingest.
+    recovered = reconcile(settings)
+    if recovered:
+        echo_err(f"Removed {recovered} vector(s) left by an interrupted ingest.")
     where = f"http://{settings.api_host}:{settings.api_port}"
     chat = f"web chat on {where}/, " if settings.api_chat else ""
     echo_err(f"Serving {chat}API docs on {where}/docs (Ctrl+C to stop)")

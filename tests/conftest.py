@@ -49,6 +49,28 @@ def make_settings(tmp_path: Path, model_cache_dir: Path) -> Callable[..., Settin
 
 
 @pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A private PostgreSQL server for the session (``make postgres`` installs it).
+
+    Fails, never skips, when PostgreSQL is missing: the shared-manifest tests must run
+    wherever the suite runs."""
+    from server.sandbox import PostgresServer
+
+    try:
+        server = PostgresServer()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    with server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres: Any) -> str:
+    """A new, empty database on the session's PostgreSQL server."""
+    return str(postgres.create_database())
+
+
+@pytest.fixture(scope="session")
 def embedder(model_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The real packaged model, loaded once, with its ONNX twin built in the shared cache."""
     from rag.embedding import SentenceTransformerEmbedder, ensure_onnx_export

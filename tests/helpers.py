@@ -286,7 +286,7 @@ def assert_index_matches(settings: Settings, files: Mapping[str, Path]) -> Index
             stored_doc = index.document(record.source)
             assert stored_doc is not None and stored_doc.text == doc.text, record.source
 
-        rows = index.db.execute('SELECT id, source, ordinal, start, "end" FROM chunks').fetchall()
+        rows = index.manifest.chunk_rows()
         live = {row[0] for row in rows}
         assert len(rows) == len(live), "duplicate chunk rows in the manifest"
         missing, extra = set(expected) - live, live - set(expected)

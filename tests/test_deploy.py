@@ -17,7 +17,11 @@ from tests.helpers import REPO
 COMPOSE = REPO / "docs" / "deploy" / "compose.yaml"
 # ${NAME:?message} is filled by compose from the operator's shell: a stand-in here.
 INTERPOLATION = re.compile(r"\$\{(\w+)(?::?[?-][^}]*)?\}")
-STAND_INS = {"RAG_API_KEYS": "key-one,key-two", "RAG_UI_AUTH": "admin:secret"}
+STAND_INS = {
+    "RAG_API_KEYS": "key-one,key-two",
+    "RAG_UI_AUTH": "admin:secret",
+    "POSTGRES_PASSWORD": "pg-secret",
+}
 
 
 def services() -> dict[str, dict[str, Any]]:
@@ -34,10 +38,21 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def test_the_compose_file_runs_replicas_and_a_chroma_server() -> None:
+def test_the_compose_file_runs_replicas_over_chroma_and_postgres() -> None:
     found = services()
-    assert "chroma" in found
-    assert sum(1 for s in found.values() if environment(s).get("RAG_CHROMA_MODE") == "http") >= 2
+    assert "chroma" in found and "postgres" in found
+    replicas = [s for s in found.values() if environment(s).get("RAG_CHROMA_MODE") == "http"]
+    assert len(replicas) >= 2
+    # Every replica shares one manifest, on the compose file's own PostgreSQL service,
+    # with the user, password and database that service creates.
+    postgres = environment(found["postgres"])
+    urls = {environment(s).get("RAG_MANIFEST_URL") for s in replicas}
+    assert urls == {
+        f"postgresql://{postgres['POSTGRES_USER']}:{postgres['POSTGRES_PASSWORD']}"
+        f"@postgres:5432/{postgres['POSTGRES_DB']}"
+    }
+    for replica in replicas:
+        assert {"chroma", "postgres"} <= set(replica["depends_on"])
 
 
 @pytest.mark.parametrize("name", sorted(services()))

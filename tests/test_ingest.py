@@ -356,10 +356,7 @@ def test_second_ingest_waits_and_says_so(make_settings, counting) -> None:
 def _mark_chunked_by_version(settings, version: int) -> None:
     index = Index.open(settings)
     try:
-        with index.db:
-            index.db.execute(
-                "UPDATE meta SET value = ? WHERE key = 'chunker_version'", (str(version),)
-            )
+        index.manifest.set_meta("chunker_version", str(version))
     finally:
         index.close()
 

@@ -75,8 +75,7 @@ def _missing_manifest(settings: Settings) -> None:
 
 def _old_schema(settings: Settings) -> None:
     index = Index.open(settings)
-    with index.db:
-        index.db.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
+    index.manifest.set_meta("schema_version", "0")
     index.close()
 
 
