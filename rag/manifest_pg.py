@@ -55,6 +55,9 @@ class Connection:
         self.timeout_s = timeout_s
         self._conn: psycopg.Connection[Any] | None = None
         self._guard = threading.Lock()
+        # The server process holding this process's ingest lock, while it is held:
+        # writes check that it still does (a restarted server dropped the lock).
+        self.lock_pid: int | None = None
 
     def connect(self) -> psycopg.Connection[Any]:
         """A new connection (autocommit: reads never leave a transaction open, which
@@ -118,8 +121,25 @@ class PostgresManifest(Manifest):
         return self.connection.run(lambda conn: conn.execute(sql, tuple(params)).fetchall())
 
     def _transact(self, steps: Sequence[Step]) -> None:
+        lock_pid = self.connection.lock_pid
+
         def work(conn: psycopg.Connection[Any]) -> None:
             with conn.transaction(), conn.cursor() as cursor:
+                if lock_pid is not None:
+                    # Inside the transaction that writes: a server restart (or a killed
+                    # session) released the ingest lock, and another replica may now
+                    # be ingesting; this writer stops before changing anything.
+                    held = cursor.execute(
+                        "SELECT count(*) FROM pg_locks "
+                        "WHERE locktype = 'advisory' AND pid = %s AND granted",
+                        (lock_pid,),
+                    ).fetchone()
+                    if not held or not held[0]:
+                        raise StoreUnavailableError(
+                            "This ingest lost its lock on the manifest database (did "
+                            "it restart?), so it stopped without changing the index. "
+                            "Run it again."
+                        )
                 for sql, rows in steps:
                     if len(rows) == 1:
                         cursor.execute(sql, tuple(rows[0]))
@@ -231,8 +251,10 @@ class PostgresCatalog(Catalog):
                     conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
             except psycopg.OperationalError as exc:
                 raise self.connection.unavailable(exc) from exc
+            self.connection.lock_pid = conn.info.backend_pid
             yield
         finally:
+            self.connection.lock_pid = None
             conn.close()  # ends the session, and with it the lock
 
     def close(self) -> None:

@@ -194,6 +194,32 @@ def test_a_restarted_postgres_is_reconnected_without_an_error(
         catalog.close()
 
 
+def test_an_ingest_that_lost_its_lock_writes_nothing(postgres_url: str, tmp_path: Path) -> None:
+    """A server restart ends the lock's session; the ingest must not go on unlocked."""
+    import psycopg
+
+    settings = load_settings(data_dir=tmp_path, manifest_url=postgres_url, chroma_mode="http")
+    catalog = open_catalog(settings)
+    try:
+        manifest = catalog.create(GEN_A, META)
+        catalog.switch(GEN_A)
+        with catalog.lock():
+            _commit(manifest, _doc("a.md", "# A\n\nOne fact.\n"))
+            with psycopg.connect(postgres_url, autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND granted"
+                )
+            with pytest.raises(StoreUnavailableError, match="lost its lock"):
+                _commit(manifest, _doc("b.md", "# B\n\nAnother fact.\n"))
+        assert [r.source for r in manifest.documents()] == ["a.md"]
+        with catalog.lock():  # a new ingest takes the lock again and writes
+            _commit(manifest, _doc("b.md", "# B\n\nAnother fact.\n"))
+        assert [r.source for r in manifest.documents()] == ["a.md", "b.md"]
+    finally:
+        catalog.close()
+
+
 def test_a_postgres_that_is_down_fails_fast_with_a_clear_error(tmp_path: Path) -> None:
     url = f"postgresql://rag:secret-password@127.0.0.1:{free_port()}/rag"
     settings = load_settings(data_dir=tmp_path, manifest_url=url, chroma_mode="http")
