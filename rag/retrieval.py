@@ -210,10 +210,13 @@ class Retriever:
             allowed = set(sources)
             lexical = {i: s for i, s in lexical.items() if self.view.chunks[i].source in allowed}
             dense = {i: s for i, s in dense.items() if self.view.chunks[i].source in allowed}
-        dense_rank = sorted(dense, key=lambda i: -dense[i])[:pool]
-        lexical_rank = sorted(lexical, key=lambda i: -lexical[i])[:pool]
+        # Ties (equal BM25 scores are common) are broken by chunk id, never by the
+        # order a dict or set happened to be filled in: the same question gets the
+        # same candidates in every process.
+        dense_rank = sorted(dense, key=lambda i: (-dense[i], i))[:pool]
+        lexical_rank = sorted(lexical, key=lambda i: (-lexical[i], i))[:pool]
         fused = rrf([dense_rank, lexical_rank])
-        best = sorted(fused, key=lambda i: -fused[i])[:k]
+        best = sorted(fused, key=lambda i: (-fused[i], i))[:k]
         return [
             self.view.evidence(
                 i, score=fused[i], dense=dense.get(i, 0.0), lexical=lexical.get(i, 0.0)
