@@ -219,7 +219,10 @@ def _print_calibration(result: dict[str, Any]) -> None:
 
 @click.command("ask")
 @click.option("--rounds", default=3, show_default=True, help="Passes over the question set.")
-@click.option("--cold-runs", default=3, show_default=True, help="Fresh `rag ask` processes.")
+@click.option(
+    "--cold-runs", type=click.IntRange(0), default=3, show_default=True,
+    help="Fresh `rag ask` processes (0: none).",
+)  # fmt: skip
 @click.option(
     "--questions",
     "questions_file",
@@ -228,21 +231,30 @@ def _print_calibration(result: dict[str, Any]) -> None:
     help="Suite file (YAML or JSONL of cases) to take questions from "
     "(default: evals/suites/trainium.yaml).",
 )
+@click.option(
+    "--limit", type=click.IntRange(1), default=None,
+    help="Only the first N questions of the set.",
+)  # fmt: skip
+@generator_option
 @json_option
 @click.pass_context
 def bench_ask(
-    ctx: click.Context, rounds: int, cold_runs: int, questions_file: Path | None, as_json: bool
-) -> None:
-    """Warm ask latency (p50/p95) over a question set, and cold `rag ask` time."""
+    ctx: click.Context, rounds: int, cold_runs: int, questions_file: Path | None,
+    limit: int | None, generator: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Warm ask latency (p50/p95) over a question set: to the first verified sentence
+    and to the complete answer; and cold `rag ask` time."""
     from evals.schema import SUITES_DIR, load_suite
     from rag.bench import bench_ask as run
 
     # The suite's own loader: included case files and JSONL suites count too.
     suite = load_suite(questions_file or SUITES_DIR / "trainium.yaml")
-    questions = [case.question for case in suite.cases]
+    # Follow-ups are asked alone here (no conversation), like any other question.
+    questions = [case.question for case in suite.cases][:limit]
     if not questions:
         raise InputError(f"{suite.path} has no cases to take questions from.")
-    result = run(settings_from(ctx), questions, rounds=rounds, cold_runs=cold_runs, log=echo_err)
+    settings = settings_from(ctx, generator=generator)
+    result = run(settings, questions, rounds=rounds, cold_runs=cold_runs, log=echo_err)
     if as_json:
         echo_json(result)
     else:

@@ -83,6 +83,11 @@ FEW_SHOT = [
 _QUESTION = re.compile(r"^\s*question\s*:\s*(.+?)\s*$", re.I | re.M)
 _ANSWER = re.compile(r"^\s*answer\s*:\s*(.+?)\s*$", re.I | re.M)
 _ANSWER_LINE = re.compile(r"answer\s*:[^\n]*\S[^\n]*\n", re.I)
+# Words a subject phrase never starts, ends or is made of.
+_GLUE = frozenset(
+    "a an the is are was were be do does did has have of to in on at for by with from and or "
+    "what which who whom whose when where why how can could should would will it its".split()
+)
 _ARTICLE = r"(?:(?:the|a|an)\s+)?"
 
 Progress = Callable[[int, int], None]
@@ -196,8 +201,10 @@ def pronoun_followup(first: str, second: str) -> str | None:
     earlier = f" {' '.join(first.lower().rstrip('?').split())} "
     for n in range(min(4, len(tokens) - 1), 0, -1):
         for i in range(1, len(tokens) - n + 1):  # never the question word itself
-            phrase = [t.strip(",;:") for t in tokens[i : i + n]]
-            if not all(phrase) or f" {' '.join(phrase).lower()} " not in earlier:
+            phrase = [re.sub(r"['’]s$", "", t.strip(",;:")) for t in tokens[i : i + n]]
+            if not all(phrase) or any(w.lower() in _GLUE for w in phrase):
+                continue
+            if f" {' '.join(phrase).lower()} " not in earlier:
                 continue
             if not any(w[:1].isupper() or len(w) >= 6 for w in phrase):
                 continue  # "the file", "of it": not a subject
@@ -296,7 +303,12 @@ def draft(
         if isinstance(proposal, str):
             result.rejected[proposal] += 1
             continue
-        if len(unanswerable) < want_unanswerable and drafter.deletable(proposal):
+        # Unanswerable cases are spread over the draft (one per four answerable), so a
+        # document that runs out of sentences still gets mostly answerable ones.
+        spread = len(unanswerable) * (1 - UNANSWERABLE_SHARE) <= UNANSWERABLE_SHARE * len(
+            answerable
+        )
+        if len(unanswerable) < want_unanswerable and spread and drafter.deletable(proposal):
             unanswerable.append(proposal)
         elif len(answerable) < max_questions - want_unanswerable:
             answerable.append(proposal)
@@ -377,7 +389,7 @@ def suite_text(result: Draft, name: str, corpus: Sequence[str], header: Sequence
            "description": f"Drafted by rag draft-suite on {date.today().isoformat()}; "
            "reviewed: no (edit this line when it is).", "corpus": list(corpus)}  # fmt: skip
     lines.append(yaml.safe_dump(top, sort_keys=False, allow_unicode=True, width=100).rstrip())
-    lines.append("cases:")
+    lines.append("cases:" if result.cases else "cases: []  # none passed the checks")
     for case in result.cases:
         where = "deleted from the corpus copy" if case["kind"] == "unanswerable" else "source"
         lines.append(f"# {where}: {result.sentences[case['id']]}")
