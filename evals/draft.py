@@ -88,6 +88,7 @@ _GLUE = frozenset(
     "a an the is are was were be do does did has have of to in on at for by with from and or "
     "what which who whom whose when where why how can could should would will it its".split()
 )
+_NAMED = re.compile(r"^[A-Z]|[0-9_./-]")  # "Vixie", "Orion-5", "config.h"
 _ARTICLE = r"(?:(?:the|a|an)\s+)?"
 
 Progress = Callable[[int, int], None]
@@ -168,6 +169,8 @@ def locate(fact: str, sentence: str) -> str | None:
     """``fact`` as the sentence writes it (case and spacing), or None if it is not a span."""
     fact = " ".join(fact.split()).strip(" \"'`“”‘’")
     fact = re.sub(r"[.,;:]+$", "", fact)
+    # "-K` or `--key" (a span across Markdown code marks): the first code span, "-K".
+    fact = fact.split("`")[0].strip() if "`" in fact else fact
     if not fact:
         return None
     found = sentence.lower().find(fact.lower())
@@ -194,7 +197,7 @@ def parse_reply(reply: str, sentence: str) -> tuple[str, str] | str:
 
 
 def pronoun_followup(first: str, second: str) -> str | None:
-    """``second`` with "it" for the longest phrase (of capitalised or long words) it
+    """``second`` with "it" for the longest phrase (with a named word) it
     shares with ``first``: "Where does Vixie Cron keep its tables?" after "Who wrote
     Vixie Cron?" becomes "Where does it keep its tables?". None if they share none."""
     tokens = second.rstrip("?").split()
@@ -206,8 +209,8 @@ def pronoun_followup(first: str, second: str) -> str | None:
                 continue
             if f" {' '.join(phrase).lower()} " not in earlier:
                 continue
-            if not any(w[:1].isupper() or len(w) >= 6 for w in phrase):
-                continue  # "the file", "of it": not a subject
+            if not any(_NAMED.search(w) for w in phrase):
+                continue  # "the option", "the file": a common noun, not a named subject
             pattern = rf"\b{_ARTICLE}{re.escape(' '.join(phrase))}(?P<own>['’]s)?\b"
             match = re.search(pattern, second)
             if match is None:

@@ -89,6 +89,7 @@ def test_the_fact_must_be_a_short_span_the_question_does_not_give_away() -> None
     assert parse_reply("Question: Was it released in March 2019?\nAnswer: March 2019",
                        sentence) == "the question gives its answer away"  # fmt: skip
     assert locate("`/etc/orion.conf`", "reads /etc/orion.conf at start") == "/etc/orion.conf"
+    assert locate("-K` or `--key", "|`-K` or `--key` |Path to ssl key file |") == "-K"
 
 
 def test_the_model_is_stopped_after_the_answer_line() -> None:
@@ -106,6 +107,7 @@ def test_the_model_is_stopped_after_the_answer_line() -> None:
          "How much water does it move?"),
         ("What is the Orion-5?", "What is the Orion-5's warranty?", "What is its warranty?"),
         ("Which file holds the settings?", "Where is the file?", None),  # nothing named
+        ("What is the option for the key?", "What option disables caching?", None),
     ],
 )  # fmt: skip
 def test_pronoun_followups(first: str, second: str, followup: str | None) -> None:
