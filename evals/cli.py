@@ -13,6 +13,7 @@ import click
 
 from rag import generators
 from rag.cli import echo_err, echo_json, generator_option, json_option, settings_from
+from rag.cli_common import GeneratorChoice
 from rag.errors import InputError
 
 
@@ -218,7 +219,10 @@ def _print_calibration(result: dict[str, Any]) -> None:
 
 @click.command("ask")
 @click.option("--rounds", default=3, show_default=True, help="Passes over the question set.")
-@click.option("--cold-runs", default=3, show_default=True, help="Fresh `rag ask` processes.")
+@click.option(
+    "--cold-runs", type=click.IntRange(0), default=3, show_default=True,
+    help="Fresh `rag ask` processes (0: none).",
+)  # fmt: skip
 @click.option(
     "--questions",
     "questions_file",
@@ -227,23 +231,157 @@ def _print_calibration(result: dict[str, Any]) -> None:
     help="Suite file (YAML or JSONL of cases) to take questions from "
     "(default: evals/suites/trainium.yaml).",
 )
+@click.option(
+    "--limit", type=click.IntRange(1), default=None,
+    help="Only the first N questions of the set.",
+)  # fmt: skip
+@generator_option
 @json_option
 @click.pass_context
 def bench_ask(
-    ctx: click.Context, rounds: int, cold_runs: int, questions_file: Path | None, as_json: bool
-) -> None:
-    """Warm ask latency (p50/p95) over a question set, and cold `rag ask` time."""
+    ctx: click.Context, rounds: int, cold_runs: int, questions_file: Path | None,
+    limit: int | None, generator: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Warm ask latency (p50/p95) over a question set: to the first verified sentence
+    and to the complete answer; and cold `rag ask` time."""
     from evals.schema import SUITES_DIR, load_suite
     from rag.bench import bench_ask as run
 
     # The suite's own loader: included case files and JSONL suites count too.
     suite = load_suite(questions_file or SUITES_DIR / "trainium.yaml")
-    questions = [case.question for case in suite.cases]
+    # Follow-ups are asked alone here (no conversation), like any other question.
+    questions = [case.question for case in suite.cases][:limit]
     if not questions:
         raise InputError(f"{suite.path} has no cases to take questions from.")
-    result = run(settings_from(ctx), questions, rounds=rounds, cold_runs=cold_runs, log=echo_err)
+    settings = settings_from(ctx, generator=generator)
+    result = run(settings, questions, rounds=rounds, cold_runs=cold_runs, log=echo_err)
     if as_json:
         echo_json(result)
     else:
         for key, value in result.items():
             click.echo(f"{key:>28}: {value}")
+
+
+@click.command("draft-suite")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The suite file to write (YAML).",
+)
+@click.option(
+    "--max-questions", type=click.IntRange(1, 500), default=30, show_default=True,
+    help="Cases to draft (about a fifth unanswerable, a tenth follow-ups).",
+)  # fmt: skip
+@click.option(
+    "--seed", type=int, default=0, show_default=True,
+    help="Which sentences are asked about, in which order (the LLM runs at temperature 0).",
+)  # fmt: skip
+@click.option(
+    "--generator", type=GeneratorChoice(), default="llama-cpp", show_default=True,
+    help="The LLM that writes the questions (needs the [llm] extra).",
+)  # fmt: skip
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+@json_option
+@click.pass_context
+def draft_suite(
+    ctx: click.Context, paths: tuple[Path, ...], out_path: Path, max_questions: int, seed: int,
+    generator: str, force: bool, as_json: bool,
+) -> None:  # fmt: skip
+    """Draft an eval suite for the documents at PATHS, for a person to review.
+
+    A local LLM writes a question for sampled sentences and copies the fact that
+    answers it; a question is kept when its sentence is among the top candidates
+    retrieved for it. Unanswerable cases are made by deleting their sentence (the
+    suite's corpus is a copy without them). Review the file, then: rag eval OUT.
+    """
+    import importlib.util
+    import os
+
+    from evals.draft import (
+        Drafter,
+        corpus_copy,
+        draft,
+        load_documents,
+        sample_sentences,
+        scratch_pipeline,
+        suite_text,
+    )
+    from rag.embedding import SentenceTransformerEmbedder
+    from rag.generation import make_backend
+    from rag.models import LLM_INSTALL_HINT
+
+    name = generator
+    if not generators.get(name).is_llm:
+        raise click.UsageError(
+            f"draft-suite needs an LLM generator to write questions, not {name!r}: "
+            f"one of {', '.join(generators.llm_names())}."
+        )
+    if name == "llama-cpp" and importlib.util.find_spec("llama_cpp") is None:
+        raise InputError(
+            "rag draft-suite writes its questions with a local LLM and needs the [llm] "
+            f"extra: {LLM_INSTALL_HINT}"
+        )
+    if out_path.exists() and not force:
+        raise InputError(f"{out_path} exists; pass --force to overwrite it.")
+    settings = settings_from(ctx)
+    documents = load_documents(paths)
+    backend = make_backend(settings, name)
+    embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
+    echo_err(f"Indexing {len(documents)} document(s) in a scratch index...")
+    pipeline = scratch_pipeline(settings, paths, embedder)
+    try:
+        sentences = sample_sentences(documents, seed)
+        with click.progressbar(length=max_questions, label="Drafting questions",
+                               file=sys.stderr) as bar:  # fmt: skip
+            last = [0]
+
+            def step(done: int, total: int, bar: Any = bar, last: list[int] = last) -> None:
+                bar.update(done - last[0])
+                last[0] = done
+
+            result = draft(Drafter(backend, pipeline, documents), sentences, max_questions, step)
+    finally:
+        pipeline.close()
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    copies = corpus_copy(documents, result.deleted, out_path.parent / f"{out_path.stem}-corpus")
+    # The suite's corpus lists files, so each document's source is its file name.
+    files = {d.source: copies.get(d.source, Path(d.path)) for d in documents}
+    for case in result.cases:
+        case["document"] = files[case["document"]].name
+    corpus = [os.path.relpath(f.resolve(), out_path.parent.resolve()) for f in files.values()]
+    counts = result.counts()
+    rejected = ", ".join(f"{n} {why}" for why, n in result.rejected.most_common()) or "none"
+    header = [
+        "DRAFT: written by `rag draft-suite`; review every case before you rely on it.",
+        f"Generator {name}, seed {seed}; {result.tried} sentences tried, "
+        f"{len(result.cases)} cases kept. Rejected: {rejected}.",
+        "Each case follows a comment with its source sentence. Check that the question is",
+        "one a reader would ask, that `expected` is the fact that answers it, and that an",
+        "unanswerable case is really not answered elsewhere in the documents.",
+    ]
+    if copies:
+        header.append("Unanswerable cases were made by deleting their sentence: the corpus below")
+        header.append("points at copies of those documents without them.")
+    out_path.write_text(suite_text(result, out_path.stem, corpus, header), encoding="utf-8")
+    summary = {
+        "suite": str(out_path),
+        "cases": len(result.cases),
+        "by_kind": counts,
+        "tried": result.tried,
+        "rejected": dict(result.rejected),
+        "corpus_copies": [str(p) for p in copies.values()],
+    }
+    if as_json:
+        echo_json(summary)
+        return
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no cases"
+    click.echo(f"Wrote {out_path}: {kinds} ({result.tried} sentences tried).")
+    click.echo(f"Rejected: {rejected}.")
+    if len(result.cases) < max_questions:
+        click.echo(f"Fewer than {max_questions}: usable sentences or tries ran out.")
+    click.echo(f"Review it, then run it: rag eval {out_path}")

@@ -37,8 +37,20 @@ def _open_pipeline(settings: Settings) -> Any:
     return build_pipeline(settings)
 
 
-def _render_answer(answer: Any, verbose: bool = False) -> str:
+def fallback_note(answer: Any) -> str:
+    """The line that tells quoted evidence from an LLM's writing ("" when not a fallback)."""
+    if not answer.fallback:
+        return ""
+    return (
+        f"(The {answer.generator} answer had no sentence the documents support; "
+        "showing the quoted evidence instead.)"
+    )
+
+
+def render_text(answer: Any, verbose: bool = False) -> str:
     lines = []
+    if answer.fallback:
+        lines.append(fallback_note(answer))
     if answer.refused:
         lines.append(answer.answer)
     else:
@@ -59,9 +71,10 @@ def _render_answer(answer: Any, verbose: bool = False) -> str:
         for e in answer.evidence:
             lines.append(f"  {e['score']:.4f}  {e['source']}: {' '.join(str(e['quote']).split())}")
         t = answer.timings_ms
+        first = f"first sentence {t['first_sentence']:.1f} ms, " if "first_sentence" in t else ""
         lines.append(
             f"Timings: retrieve {t['retrieve']:.1f} ms, answer {t['answer']:.1f} ms, "
-            f"total {t['total']:.1f} ms"
+            f"{first}total {t['total']:.1f} ms"
         )
     return "\n".join(lines)
 
@@ -129,8 +142,12 @@ def _print_stream(snapshots: Any, verbose: bool) -> Any:
             shown += 1
     if answer is None:
         return None
-    full = _render_answer(answer, verbose)
-    if shown and answer.sentences and shown <= len(answer.sentences):
+    full = render_text(answer, verbose)
+    if shown and answer.fallback:
+        # Sentences already on screen were replaced by the quoted evidence: say so.
+        click.echo()
+        click.echo(full)
+    elif shown and answer.sentences and shown <= len(answer.sentences):
         # The sentences are on screen; print what follows them (citations, details).
         click.echo()
         click.echo(full.split("\n", 1)[1] if "\n" in full else "")

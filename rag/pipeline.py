@@ -184,6 +184,7 @@ class Pipeline:
         )  # fmt: skip
         ids: dict[tuple[str, int], int] = {}
         misses = 0
+        first_ms: float | None = None  # when the first verified sentence was released
         sentences = answerer.sentences(state)
         try:
             for checked in sentences:
@@ -205,6 +206,8 @@ class Pipeline:
                     cited.append(ids[key])
                 answer.sentences.append(AnswerSentence(checked.text, tuple(cited)))
                 answer.answer = " ".join(s.text for s in answer.sentences)
+                if first_ms is None:
+                    first_ms = (time.perf_counter() - started) * 1000
                 if answerer.max_sentences and len(answer.sentences) >= answerer.max_sentences:
                     break
                 yield replace(
@@ -228,13 +231,22 @@ class Pipeline:
                 for s in answer.sentences
             ]
             answer.sentences = []
+        answer_ms = state.select_ms + (time.perf_counter() - started) * 1000
         if not answer.sentences:
+            if not fallback.refused and answerer.name != fallback.generator:
+                # The user must be able to tell quoted evidence from the LLM's writing.
+                fallback.fallback = fallback.generator
             fallback.generator = state.generator
             fallback.dropped = answer.dropped + fallback.dropped
             answer = fallback
-        answer.timings_ms = _timings(
-            state.retrieve_ms, state.select_ms + (time.perf_counter() - started) * 1000
-        )
+            first_ms = None
+        if answer.refused:
+            first = None
+        elif first_ms is None:
+            first = answer_ms  # a fallback is released with the complete answer
+        else:
+            first = state.select_ms + first_ms
+        answer.timings_ms = _timings(state.retrieve_ms, answer_ms, first)
         yield answer
 
     # -- public API ------------------------------------------------------------------
@@ -320,8 +332,15 @@ class Pipeline:
         self.live.close()
 
 
-def _timings(retrieve_ms: float, answer_ms: float) -> dict[str, float]:
-    return {"retrieve": retrieve_ms, "answer": answer_ms, "total": retrieve_ms + answer_ms}
+def _timings(
+    retrieve_ms: float, answer_ms: float, first_ms: float | None = None
+) -> dict[str, float]:
+    """``first_ms`` (answering time until the first verified sentence was released)
+    becomes ``first_sentence``, counted like ``total`` from the start of retrieval."""
+    timings = {"retrieve": retrieve_ms, "answer": answer_ms, "total": retrieve_ms + answer_ms}
+    if first_ms is not None:
+        timings["first_sentence"] = retrieve_ms + first_ms
+    return timings
 
 
 def _last(snapshots: Iterator[Answer]) -> Answer:

@@ -176,6 +176,9 @@ class Answer:
     dropped: list[Dropped] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     resolved_question: str = ""
+    # Set when the generator's own answer was replaced: "extractive" means no sentence
+    # the LLM wrote was supported (or it declined), so the chosen quotes are shown.
+    fallback: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -188,4 +191,5 @@ class Answer:
             "evidence": self.evidence,
             "dropped": [{"text": d.text, "reason": d.reason} for d in self.dropped],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "fallback": self.fallback,
         }

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 SUITE = REPO / "evals" / "suites" / "trainium.yaml"
 ANSWER_KEYS = {
     "question", "answer", "refused", "generator", "sentences", "citations", "evidence",
-    "dropped", "timings_ms",
+    "dropped", "timings_ms", "fallback",
 }  # fmt: skip
 
 
@@ -144,7 +144,8 @@ def test_cli_ask_json_contract(corpus_settings: Settings) -> None:
     citation = answer["citations"][0]
     assert set(citation) == {"id", "source", "title", "page", "quote", "start", "end"}
     assert citation["page"] is None
-    assert set(answer["timings_ms"]) == {"retrieve", "answer", "total"}
+    assert set(answer["timings_ms"]) == {"retrieve", "answer", "first_sentence", "total"}
+    assert answer["fallback"] is None
 
 
 def test_cli_ask_text_shows_numbered_citations(corpus_settings: Settings) -> None:

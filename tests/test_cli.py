@@ -223,3 +223,11 @@ def test_bench_ask_takes_questions_from_a_suite_with_included_cases(
     figures = json.loads(result.stdout)
     assert figures["questions"] == 2 and figures["warm_runs"] == 2
     assert figures["warm_p50_ms"] <= figures["warm_p95_ms"] <= figures["warm_max_ms"]
+    # --limit takes the first questions; --cold-runs 0 starts no process.
+    args = ["--data-dir", str(indexed), "bench", "ask", "--rounds", "1", "--cold-runs", "0"]
+    result = CliRunner().invoke(cli, [*args, "--questions", str(suite), "--limit", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["questions"] == 1 and "cold_process_s_median" not in figures
+    assert figures["generator"] == "extractive" and figures["refused"] == 0
+    assert figures["first_sentence_p50_ms"] <= figures["warm_p50_ms"]

@@ -40,7 +40,7 @@ def answer(text: str, quote: str | None = QUOTE, refused: bool = False) -> dict[
         "citations": citations,
         "evidence": [{"source": "trainium-article.md", "quote": c["quote"], "start": c["start"],
                       "end": c["end"], "score": 1.0} for c in citations],
-        "dropped": [], "timings_ms": {},
+        "dropped": [], "timings_ms": {}, "fallback": None,
     }  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from rag import generators
 from rag.cli import cli
+from rag.cli_answer import render_text
 from rag.errors import InputError
 from rag.generation import build_messages, check_sentence, make_backend, split_stream
 from rag.ingest import ingest
@@ -21,6 +22,7 @@ from rag.retrieval import Evidence
 from rag.settings import Settings
 from rag.verify import Verifier
 from tests.helpers import ScriptedBackend
+from ui.handlers import render_answer
 
 Scripted = Callable[[str], ScriptedBackend]
 
@@ -181,6 +183,10 @@ def test_stream_releases_only_verified_sentences(
         assert DOC.text[citation["start"] : citation["end"]] == citation["quote"]
     # Streaming: the first snapshot carried one verified sentence only.
     assert len(snapshots[0].sentences) == 1
+    # The LLM's own answer: no fallback; the first verified sentence came before the end.
+    assert final["fallback"] is None
+    timings = final["timings_ms"]
+    assert timings["retrieve"] <= timings["first_sentence"] <= timings["total"]
     # The planted instruction was never offered to the model as evidence.
     assert "pump is free" not in backend.prompts[0][-1]["content"]
 
@@ -196,6 +202,25 @@ def test_nothing_supported_falls_back_to_extractive(
     assert answer.answer.startswith("The Orion-5 pump was released in March 2019.")
     assert "1850" not in answer.answer
     assert answer.dropped and "1850" in answer.dropped[0].reason
+    # Marked as the quoted evidence, in the contract and in what the user reads.
+    assert answer.to_json()["fallback"] == "extractive"
+    assert answer.timings_ms["first_sentence"] == answer.timings_ms["total"]
+    assert render_text(answer).startswith(
+        "(The scripted answer had no sentence the documents support; showing the quoted evidence"
+    )
+    assert render_answer(answer).startswith("_The scripted answer had no sentence")
+
+
+@pytest.mark.slow
+def test_a_declining_llm_falls_back_to_the_quoted_evidence(
+    corpus_pipeline: Any, scripted_generator: Scripted
+) -> None:
+    # The selector found the answer; the model declines anyway: the quotes stand in.
+    scripted_generator("The documents don't say.")
+    answer = corpus_pipeline.ask("When was the Orion-5 pump released?", generator="scripted")
+    assert not answer.refused and answer.fallback == "extractive"
+    assert answer.answer.startswith("The Orion-5 pump was released in March 2019.")
+    assert "The scripted answer had no sentence" in render_answer(answer)
 
 
 @pytest.mark.slow

@@ -34,7 +34,7 @@ ZEPHYR = (
 )
 ANSWER_KEYS = {
     "question", "answer", "refused", "generator", "sentences", "citations", "evidence",
-    "dropped", "timings_ms",
+    "dropped", "timings_ms", "fallback",
 }  # fmt: skip
 
 

@@ -70,10 +70,16 @@ def render_answer(answer: Answer, upto: int | None = None) -> str:
             "document that covers it._"
         )
     sentences = answer.sentences if upto is None else answer.sentences[:upto]
-    return " ".join(
+    text = " ".join(
         html.escape(s.text, quote=False) + "".join(f" **[{c}]**" for c in s.citations)
         for s in sentences
     )
+    if answer.fallback:
+        text = (
+            f"_The {html.escape(answer.generator)} answer had no sentence the documents "
+            f"support; showing the quoted evidence instead._\n\n{text}"
+        )
+    return text
 
 
 def render_details(answer: Answer | None) -> str:
@@ -81,9 +87,10 @@ def render_details(answer: Answer | None) -> str:
     if answer is None:
         return "_Ask a question to see its timings and evidence._"
     t = answer.timings_ms
+    first = f"first sentence {t['first_sentence']:.1f} ms · " if "first_sentence" in t else ""
     lines = [
         f"**Timings:** retrieve {t['retrieve']:.1f} ms · answer {t['answer']:.1f} ms · "
-        f"total {t['total']:.1f} ms",
+        f"{first}total {t['total']:.1f} ms",
         "",
         "| score | source | evidence |",
         "|---:|---|---|",
