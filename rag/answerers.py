@@ -7,8 +7,8 @@ or marked as dropped with the verifier's reason.
 
 - ``ExtractiveAnswerer`` (the default): the chosen sentences themselves, quoted
   word for word; each still passes the verifier (quotes at their offsets).
-- ``GenerativeAnswerer``: an LLM writes from the chosen sentences and the rest of
-  the top-k evidence; ``rag.generation`` cuts its stream into sentences and checks
+- ``GenerativeAnswerer``: an LLM writes from the chosen sentences only (the
+  selector's evidence); ``rag.generation`` cuts its stream into sentences and checks
   each one (re-attributing a wrong citation number to the passage that holds it).
 
 What happens to those sentences (numbering citations, streaming snapshots, stopping
@@ -114,9 +114,9 @@ class GenerativeAnswerer:
     def sentences(self, state: AnswerState) -> Iterator[Checked]:
         from rag.generation import generate, make_backend
 
-        # The sentences the extractive answerer chose lead; the rest of top-k follows.
-        evidence = list(dict.fromkeys([*state.chosen, *state.evidence]))
-        evidence = [e for e in evidence if not e.instruction_like]
+        # The selector's evidence only: it decided what answers (the rest of top-k is
+        # what it judged beside the point), and every passage costs prompt time.
+        evidence = [e for e in dict.fromkeys(state.chosen) if not e.instruction_like]
         backend = make_backend(self.settings, self.name)
         with self.lock:
             stream = generate(
