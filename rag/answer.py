@@ -310,19 +310,30 @@ def select(
 
 
 def with_context(
-    analysis: QuestionAnalysis, chosen: list[Evidence], view: CorpusView
+    analysis: QuestionAnalysis, chosen: list[Evidence], view: CorpusView, by_rank: bool = False
 ) -> list[Evidence]:
-    """The chosen sentences with what they need to stand alone, in document order: a
-    pronoun's antecedent (unless the sentence names what was asked) and the items of a
-    list the sentence introduces."""
-    extra: list[Evidence] = []
+    """The chosen sentences with what they need to stand alone: a pronoun's antecedent
+    (unless the sentence names what was asked) and the items of a list the sentence
+    introduces. In document order, or with ``by_rank`` each chosen sentence's group in
+    the order ``chosen`` ranks them (the likeliest answer first)."""
+    groups: list[list[Evidence]] = []
     for evidence in chosen:
+        group = [evidence]
         antecedent = _antecedent(evidence, view)
         if antecedent is not None and not names_covered(analysis, _without_context(evidence)):
-            extra.append(antecedent)
-        extra.extend(_list_items(evidence, view))
-    unique = {(e.source, e.start): e for e in [*extra, *chosen]}
-    return sorted(unique.values(), key=lambda e: (e.source, e.start))
+            group.insert(0, antecedent)
+        group.extend(_list_items(evidence, view))
+        groups.append(group)
+    # A sentence both chosen and another's context keeps its retrieved (scored) form.
+    retrieved = {(e.source, e.start): e for e in chosen}
+    ordered: dict[tuple[str, int], Evidence] = {}
+    for group in groups:
+        for evidence in group:
+            key = (evidence.source, evidence.start)
+            ordered.setdefault(key, retrieved.get(key, evidence))
+    if by_rank:
+        return list(ordered.values())
+    return sorted(ordered.values(), key=lambda e: (e.source, e.start))
 
 
 def _without_context(evidence: Evidence) -> Evidence:

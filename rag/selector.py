@@ -20,7 +20,8 @@ Deciding:
   or third best, and a quote is never unfaithful, so a short list of likely answers
   beats a single guess;
 - each quoted sentence brings its pronoun's antecedent and the items of a list it
-  introduces, as with the rules (``rag.answer.with_context``).
+  introduces, as with the rules (``rag.answer.with_context``); the likeliest answer
+  comes first.
 
 The one rule that stays a veto is the screening of instruction-like text (possible
 prompt injection): such a sentence is never quoted, whatever its score.
@@ -310,7 +311,8 @@ class LearnedSelector:
             if all((candidates[i].source, candidates[i].start) != (c.source, c.start)
                    for c in chosen):  # fmt: skip
                 chosen.append(candidates[i])
-        return Selection(with_context(analyze(question), chosen, view), False, "", scored)
+        quoted = with_context(analyze(question), chosen, view, by_rank=True)
+        return Selection(quoted, False, "", scored)
 
     def _scored(self, evidence: Evidence, p: float, coverage: float) -> Scored:
         reason = ""

@@ -15,10 +15,12 @@ import pytest
 
 from evals.selector_curve import curve, curve_text
 from evals.selector_train import Group, Policy, meets_gates, train
+from rag.answer import with_context
 from rag.chunking import CHUNKER_VERSION
 from rag.errors import IndexCorruptError
 from rag.ingest import ingest
 from rag.pipeline import Pipeline, build_pipeline
+from rag.question import analyze
 from rag.selector import (
     PACKAGED_MODEL,
     QUESTION_FEATURES,
@@ -202,3 +204,13 @@ def test_the_default_pipeline_answers_and_refuses_by_the_learned_selector(
     assert rows.shape == (len(state.candidates), len(FEATURES))
 
     assert article.settings.answer_selector == "learned"
+
+
+def test_the_likeliest_answer_is_quoted_first() -> None:
+    """Document order would put a better answer behind a weaker earlier sentence."""
+    view = FakeView()
+    found = candidates(view, {})
+    earlier, later = found[1], found[-1]
+    analysis = analyze("When did the Widget 2 launch?")
+    assert with_context(analysis, [later, earlier], view, by_rank=True) == [later, earlier]
+    assert with_context(analysis, [later, earlier], view) == [earlier, later]
