@@ -13,7 +13,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import click
 from rag.cli import echo_err, echo_json, json_option, settings_from
 from rag.settings import Settings
 from rag.stats import percentile
+from server.sandbox import free_port
 
 # (question, follow-up) over the bundled article; the follow-ups resolve only with
 # their own first question, so an answer that used another client's is visible.
@@ -71,12 +71,6 @@ def _messages(request: Request, answers: dict[Request, dict[str, Any]]) -> list[
         messages.append({"role": "assistant", "content": answers[((), earlier)]["answer"]})
     messages.append({"role": "user", "content": question})
     return messages
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _summary(latencies: list[float]) -> dict[str, float]:
@@ -127,7 +121,7 @@ def run(
     if urls:
         _load(urls, workers, distinct, expected, clients, per_client, levels, log)
     else:
-        port = _free_port()
+        port = free_port()
         env = dict(os.environ, RAG_API_RATE_LIMIT="0")  # the bench measures, not the limiter
         env.pop("RAG_API_KEYS", None)
         log_file = Path(tempfile.mkstemp(prefix="rag-bench-serve-", suffix=".log")[1])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from rag.loading import load_file
 from rag.settings import Settings, load_settings
 from rag.store import Index
 from rag.types import Chunk, Document
+from server.sandbox import free_port as free_port  # the one copy, for the tests too
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "corpus"
@@ -344,13 +344,6 @@ def wait_for_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout
         if process.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"{url} did not come up:\n{log.read_text()[-3000:]}")
         time.sleep(0.5)
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
