@@ -32,6 +32,12 @@ from rag.types import Chunk, Document
 from server.sandbox import free_port as free_port  # the one copy, for the tests too
 
 REPO = Path(__file__).resolve().parent.parent
+# The answer JSON contract's keys (README), written out here so that a change to
+# rag/types.py that drops or renames one fails the tests.
+ANSWER_KEYS = {
+    "question", "answer", "refused", "generator", "sentences", "citations", "evidence",
+    "dropped", "timings_ms", "fallback",
+}  # fmt: skip
 CORPUS = REPO / "corpus"
 
 

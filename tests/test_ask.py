@@ -20,16 +20,12 @@ from evals.schema import load_suite
 from rag.ingest import ingest
 from rag.pipeline import Conversation, Pipeline, QuestionError, build_pipeline
 from rag.settings import Settings
-from tests.helpers import isolated_settings
+from tests.helpers import ANSWER_KEYS, isolated_settings
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 SUITE = REPO / "evals" / "suites" / "trainium.yaml"
-ANSWER_KEYS = {
-    "question", "answer", "refused", "generator", "sentences", "citations", "evidence",
-    "dropped", "timings_ms", "fallback",
-}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

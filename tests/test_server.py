@@ -20,7 +20,15 @@ from hypothesis import HealthCheck, Phase, settings
 
 from rag.ingest import ingest
 from rag.loading import load_file
-from tests.helpers import CORPUS, clean_env, free_port, isolated_settings, run_rag, serving
+from tests.helpers import (
+    ANSWER_KEYS,
+    CORPUS,
+    clean_env,
+    free_port,
+    isolated_settings,
+    run_rag,
+    serving,
+)
 from tests.test_ui_e2e import BOT, CHROMIUM, REPO, ask, last_answer
 
 pytestmark = pytest.mark.slow
@@ -32,10 +40,6 @@ ZEPHYR = (
     "# Zephyr field notes\n\nThe Zephyr project paints its widgets purple in Oslo. "
     "Its budget for widgets is 40 kroner a week.\n"
 )
-ANSWER_KEYS = {
-    "question", "answer", "refused", "generator", "sentences", "citations", "evidence",
-    "dropped", "timings_ms", "fallback",
-}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
