@@ -13,11 +13,9 @@ import click
 from rag import generators
 from rag.cli_common import (
     CliProgress,
-    doc_option,
+    answer_options,
     echo_err,
     echo_json,
-    generator_option,
-    json_option,
     settings_from,
 )
 from rag.errors import RagError
@@ -91,11 +89,7 @@ def _question_text(parts: tuple[str, ...]) -> str:
 
 @click.command()
 @click.argument("question", nargs=-1)
-@click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Evidence sentences kept.")
-@click.option("-v", "--verbose", is_flag=True, help="Also show the evidence and timings.")
-@generator_option
-@doc_option
-@json_option
+@answer_options
 @click.pass_context
 def ask(
     ctx: click.Context,
@@ -161,11 +155,7 @@ Ask follow-ups naturally: "Where is it based?" refers to the earlier question.""
 
 
 @click.command()
-@click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Evidence sentences kept.")
-@click.option("-v", "--verbose", is_flag=True, help="Also show the evidence and timings.")
-@generator_option
-@doc_option
-@json_option
+@answer_options
 @click.pass_context
 def chat(
     ctx: click.Context,

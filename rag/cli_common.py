@@ -122,6 +122,21 @@ def doc_option(func: F) -> F:
     )(func)
 
 
+def answer_options(func: F) -> F:
+    """The options of the commands that answer in the terminal (ask, chat), in this
+    order: --top-k, -v/--verbose, --generator, --doc, --json."""
+    top_k = click.option(
+        "--top-k", type=click.IntRange(1, 50), default=None, help="Evidence sentences kept."
+    )
+    verbose = click.option(
+        "-v", "--verbose", is_flag=True, help="Also show the evidence and timings."
+    )
+    # Applied innermost first: click lists options in decorator order, top to bottom.
+    for option in (json_option, doc_option, generator_option, verbose, top_k):
+        func = option(func)
+    return func
+
+
 def watch_option(func: F) -> F:
     """The same ``--watch FOLDER`` on every command that can follow a folder (ingest,
     serve)."""
