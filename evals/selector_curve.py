@@ -24,7 +24,7 @@ from evals.schema import Case, Suite
 from rag import answer as rules
 from rag.pipeline import Pipeline
 from rag.retrieval import Evidence
-from rag.selector import LearnedSelector, load_model
+from rag.selector import LearnedSelector, learned_selector
 
 CURVE_THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.05, 0.951, 0.05))
 
@@ -36,13 +36,7 @@ def _states_all(case: Case, chosen: list[Evidence]) -> bool:
 
 def selector_report(pipeline: Pipeline, suite: Suite) -> dict[str, Any]:
     """The curve of the selector the pipeline's settings describe, on ``suite``."""
-    settings = pipeline.settings
-    selector = LearnedSelector(
-        load_model(settings.selector_model_path),
-        settings.embedding_model,
-        settings.selector_threshold,
-        settings.selector_max_sentences,
-    )
+    selector = learned_selector(pipeline.settings)
     return curve(case_points(pipeline, suite, selector), selector.threshold)
 
 
@@ -50,7 +44,6 @@ def case_points(pipeline: Pipeline, suite: Suite, selector: LearnedSelector
                 ) -> list[dict[str, Any]]:  # fmt: skip
     """Per case: P(the documents answer it), whether the selector's quotes (and the rules')
     state the expected facts, and whether the rules refuse."""
-    settings = pipeline.settings
     points = []
     for case in suite.cases:
         if case.should_refuse is None:
@@ -58,19 +51,14 @@ def case_points(pipeline: Pipeline, suite: Suite, selector: LearnedSelector
         state = pipeline.prepare(case.question, case.history, generator="extractive")
         with pipeline.live.reading() as retriever:
             view = retriever.view
-            _, answerable = selector.scores(state.query, state.candidates, view, state.question)
-            # With no refusal bar the selector quotes what it would at any bar.
-            quoting = LearnedSelector(
-                selector.model, settings.embedding_model, 0.0, selector.max_sentences
-            )
-            quoted = quoting.select(state.query, state.candidates, view, state.question)
+            quote = selector.quote(state.query, state.candidates, view, state.question)
             by_rules = rules.select(state.query, state.candidates, view, state.question)
         points.append(
             {
                 "id": case.id,
                 "should_refuse": bool(case.should_refuse),
-                "answerable": answerable,
-                "states": _states_all(case, quoted.sentences),
+                "answerable": quote.answerable,
+                "states": _states_all(case, quote.sentences),
                 "rules_refused": by_rules.refused,
                 "rules_states": _states_all(case, by_rules.sentences),
             }

@@ -247,12 +247,28 @@ def make_selector(settings: Settings) -> Selector:
     """The selector the settings name (``answer_selector``)."""
     if settings.answer_selector == "rules":
         return RuleSelector()
+    return learned_selector(settings)
+
+
+def learned_selector(settings: Settings) -> LearnedSelector:
+    """The learned selector with the settings' weights, threshold and sentence count."""
     return LearnedSelector(
         load_model(settings.selector_model_path),
         settings.embedding_model,
         settings.selector_threshold,
         settings.selector_max_sentences,
     )
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The learned selector's choice before the refusal bar: the sentences it would
+    quote (likeliest first, with their context), every candidate scored, and P(the
+    documents answer the question)."""
+
+    sentences: list[Evidence]
+    scored: list[Scored]
+    answerable: float
 
 
 class LearnedSelector:
@@ -273,37 +289,21 @@ class LearnedSelector:
         self.max_sentences = max_sentences or model.max_sentences
         self.include_threshold = model.include_threshold
 
-    def scores(
+    def quote(
         self, question: str, candidates: list[Evidence], view: CorpusView, asked: str | None
-    ) -> tuple[np.ndarray, float]:
-        """Each candidate's P(answers) and the question's P(answerable)."""
-        return self._scores(features(question, candidates, view, asked), candidates)
-
-    def _scores(self, rows: np.ndarray, candidates: list[Evidence]) -> tuple[np.ndarray, float]:
+    ) -> Quote:
+        """What it would quote at any refusal bar, with P(the documents answer it)."""
+        rows = features(question, candidates, view, asked)
         p = self.model.probabilities(rows)
-        if not len(p):
-            return p, 0.0
         # Screening stays a veto: text that reads as an instruction is never quoted.
         screened = np.array([e.instruction_like for e in candidates], dtype=bool)
         p = np.where(screened, 0.0, p)
-        return p, self.model.answerability(p, rows)
-
-    def select(
-        self, question: str, candidates: list[Evidence], view: CorpusView, asked: str | None = None
-    ) -> Selection:
-        if not candidates:
-            return Selection([], True, "nothing retrieved", [])
-        rows = features(question, candidates, view, asked)
-        p, answerable = self._scores(rows, candidates)
+        answerable = self.model.answerability(p, rows)
         order = [int(i) for i in np.argsort(-p, kind="stable")]
         coverage = rows[:, FEATURES.index("coverage")]
         scored = [self._scored(candidates[i], float(p[i]), float(coverage[i])) for i in order]
-        if answerable < self.threshold or p[order[0]] <= 0.0:
-            reason = (
-                f"the documents likely don't answer it (P {answerable:.2f} < threshold "
-                f"{self.threshold:.2f})"
-            )
-            return Selection([], True, reason, scored)
+        if p[order[0]] <= 0.0:
+            return Quote([], scored, answerable)
         chosen = [candidates[order[0]]]
         for i in order[1:]:
             if len(chosen) >= self.max_sentences or p[i] < self.include_threshold:
@@ -312,7 +312,21 @@ class LearnedSelector:
                    for c in chosen):  # fmt: skip
                 chosen.append(candidates[i])
         quoted = with_context(analyze(question), chosen, view, by_rank=True)
-        return Selection(quoted, False, "", scored)
+        return Quote(quoted, scored, answerable)
+
+    def select(
+        self, question: str, candidates: list[Evidence], view: CorpusView, asked: str | None = None
+    ) -> Selection:
+        if not candidates:
+            return Selection([], True, "nothing retrieved", [])
+        quote = self.quote(question, candidates, view, asked)
+        if quote.answerable < self.threshold or not quote.sentences:
+            reason = (
+                f"the documents likely don't answer it (P {quote.answerable:.2f} < threshold "
+                f"{self.threshold:.2f})"
+            )
+            return Selection([], True, reason, quote.scored)
+        return Selection(quote.sentences, False, "", quote.scored)
 
     def _scored(self, evidence: Evidence, p: float, coverage: float) -> Scored:
         reason = ""

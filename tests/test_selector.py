@@ -77,10 +77,10 @@ def test_the_threshold_decides_refusal_and_the_best_sentence_leads() -> None:
     found = candidates(view, {"launched in March 2021": 0.8, "Berlin": 0.3})
     question = "When did the Widget 2 launch?"
     selector = LearnedSelector(MODEL, MODEL.embedding_model)
-    p, answerable = selector.scores(question, found, view, None)  # type: ignore[arg-type]
-    assert 0.0 <= answerable <= 1.0
-    best = found[int(np.argmax(p))]
-    assert "March 2021" in best.quote
+    quote = selector.quote(question, found, view, None)  # type: ignore[arg-type]
+    assert 0.0 <= quote.answerable <= 1.0
+    assert "March 2021" in quote.scored[0].evidence.quote  # the best P(answers)
+    assert quote.sentences[0] == quote.scored[0].evidence
     never = LearnedSelector(MODEL, MODEL.embedding_model, threshold=1.0)
     assert never.select(question, found, view).refused  # type: ignore[arg-type]
     always = LearnedSelector(MODEL, MODEL.embedding_model, threshold=0.0, max_sentences=2)
