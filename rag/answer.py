@@ -277,7 +277,12 @@ def select(
     asked_terms = None
     if asked is not None and asked != question:
         asked_terms = tuple(dict.fromkeys(content_tokens(asked)))
-    scored = score(analysis, candidates, view, asked_terms)
+    return decide(analysis, score(analysis, candidates, view, asked_terms), view)
+
+
+def decide(analysis: QuestionAnalysis, scored: list[Scored], view: CorpusView) -> Selection:
+    """The rules' choice among candidates already ``score``d: the sentences to quote,
+    or a refusal."""
     if not scored:
         return Selection([], True, "nothing retrieved", scored)
 

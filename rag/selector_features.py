@@ -19,10 +19,10 @@ import numpy as np
 from rag.answer import (
     PRONOUN_START,
     corrects_premise,
+    decide,
     names_covered,
     ordinal_clash,
     score,
-    select,
     weighted_coverage,
 )
 from rag.question import (
@@ -188,8 +188,9 @@ def features(
         asked_terms = tuple(dict.fromkeys(content_tokens(asked)))
     # The old rules' verdicts are features too: their relevance score, whether their
     # gates pass, and what they would have quoted.
-    rules = {id(s.evidence): s for s in score(analysis, candidates, view, asked_terms)}
-    chosen = select(query, candidates, view, asked)
+    scored = score(analysis, candidates, view, asked_terms)
+    rules = {id(s.evidence): s for s in scored}
+    chosen = decide(analysis, scored, view)
     picked = {(e.source, e.start) for e in chosen.sentences}
     dense = [e.dense for e in candidates]
     lexical = [e.lexical for e in candidates]
