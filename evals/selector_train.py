@@ -220,10 +220,14 @@ class Policy:
 
     def right(self, group: Group, p: np.ndarray, answerable: float) -> bool:
         """A right sentence among those quoted, or a refusal when the documents don't say."""
-        quoted = self.quoted(p, answerable)
-        if not quoted:
-            return group.should_refuse
-        return not group.should_refuse and bool(group.labels[quoted].any())
+        return judged_right(group, self.quoted(p, answerable))
+
+
+def judged_right(group: Group, quoted: list[int]) -> bool:
+    """Whether quoting the candidates ``quoted`` (none: a refusal) is right for ``group``."""
+    if not quoted:
+        return group.should_refuse
+    return not group.should_refuse and bool(group.labels[quoted].any())
 
 
 def policies() -> list[Policy]:
@@ -289,13 +293,12 @@ def meets_gates(policy: Policy, groups: list[Group], scores: dict[str, np.ndarra
                 answerable: dict[str, float], gates: dict[str, float]) -> bool:  # fmt: skip
     """Whether ``policy`` keeps a gated suite's correctness and refusal gates."""
 
-    def quoted(g: Group) -> list[int]:
-        return policy.quoted(scores[g.meta["id"]], answerable[g.meta["id"]])
-
-    right = [policy.right(g, scores[g.meta["id"]], answerable[g.meta["id"]]) for g in groups]
+    quoted = [policy.quoted(scores[g.meta["id"]], answerable[g.meta["id"]]) for g in groups]
+    right = [judged_right(g, q) for g, q in zip(groups, quoted, strict=True)]
+    refusals = [g for g, q in zip(groups, quoted, strict=True) if not q]
+    refused = {g.meta["id"] for g in refusals}
     refusing = [g for g in groups if g.should_refuse]
-    refusals = [g for g in groups if not quoted(g)]
-    recall = np.mean([not quoted(g) for g in refusing]) if refusing else 1.0
+    recall = np.mean([g.meta["id"] in refused for g in refusing]) if refusing else 1.0
     precision = np.mean([g.should_refuse for g in refusals]) if refusals else 1.0
     return (
         len(refusals) < len(groups)
