@@ -307,9 +307,9 @@ def draft_suite(
         draft,
         load_documents,
         sample_sentences,
-        scratch_pipeline,
         suite_text,
     )
+    from evals.runner import scratch_pipeline
     from rag.embedding import SentenceTransformerEmbedder
     from rag.generation import make_backend
     from rag.models import LLM_INSTALL_HINT
@@ -332,8 +332,7 @@ def draft_suite(
     backend = make_backend(settings, name)
     embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
     echo_err(f"Indexing {len(documents)} document(s) in a scratch index...")
-    pipeline = scratch_pipeline(settings, paths, embedder)
-    try:
+    with scratch_pipeline(settings, paths, embedder, prefix="rag-draft-") as pipeline:
         sentences = sample_sentences(documents, seed)
         with click.progressbar(length=max_questions, label="Drafting questions",
                                file=sys.stderr) as bar:  # fmt: skip
@@ -344,8 +343,6 @@ def draft_suite(
                 last[0] = done
 
             result = draft(Drafter(backend, pipeline, documents), sentences, max_questions, step)
-    finally:
-        pipeline.close()
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     copies = corpus_copy(documents, result.deleted, out_path.parent / f"{out_path.stem}-corpus")

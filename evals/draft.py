@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import random
 import re
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +39,6 @@ from rag.chunking import sentence_windows
 from rag.errors import InputError
 from rag.generators import Backend
 from rag.loading import LoadError, load_file
-from rag.settings import Settings
 from rag.sources import discover
 from rag.text import words
 from rag.types import Chunk, Document, IngestReport
@@ -399,22 +396,3 @@ def suite_text(result: Draft, name: str, corpus: Sequence[str], header: Sequence
         dumped = yaml.safe_dump([case], sort_keys=False, allow_unicode=True, width=100)
         lines.append(dumped.rstrip())
     return "\n".join(lines) + "\n"
-
-
-def scratch_pipeline(settings: Settings, paths: Sequence[Path], embedder: Any) -> Any:
-    """A pipeline over ``paths`` in a temporary data directory (removed by ``close``)."""
-    from rag.ingest import ingest
-    from rag.pipeline import build_pipeline
-
-    folder = Path(tempfile.mkdtemp(prefix="rag-draft-"))
-    scratch = settings.model_copy(update={"data_dir": folder / "data"})
-    ingest(scratch, list(paths), embedder=embedder)
-    pipeline = build_pipeline(scratch)
-    close = pipeline.close
-
-    def close_and_remove() -> None:
-        close()
-        shutil.rmtree(folder, ignore_errors=True)
-
-    pipeline.close = close_and_remove  # type: ignore[method-assign]
-    return pipeline

@@ -7,7 +7,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from evals.schema import Suite
 from evals.selector_curve import selector_report
 from rag.embedding import Embedder
 from rag.ingest import ingest
-from rag.pipeline import build_pipeline
+from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
 
 Progress = Callable[[int, int], None]
@@ -92,6 +93,27 @@ def summarise(suite: Suite, generator: str, results: list[CaseResult],
     return outcome
 
 
+@contextmanager
+def scratch_pipeline(
+    settings: Settings,
+    corpus: Sequence[Path],
+    embedder: Embedder | None = None,
+    prefix: str = "rag-scratch-",
+) -> Iterator[Pipeline]:
+    """A pipeline over ``corpus`` indexed in a temporary data directory, removed after."""
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        run_settings = settings.model_copy(update={"data_dir": scratch / "data"})
+        ingest(run_settings, list(corpus), embedder=embedder)
+        pipeline = build_pipeline(run_settings)
+        try:
+            yield pipeline
+        finally:
+            pipeline.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def run_suite(
     suite: Suite,
     settings: Settings,
@@ -102,33 +124,25 @@ def run_suite(
     judge: Judge | None = None,
 ) -> SuiteResult:
     """Index the suite's corpus (scratch data dir), answer every case, score the run."""
-    scratch = Path(tempfile.mkdtemp(prefix=f"rag-eval-{suite.name}-"))
-    try:
-        run_settings = settings.model_copy(update={"data_dir": scratch / "data"})
-        ingest(run_settings, suite.corpus or [settings.corpus_dir], embedder=embedder)
-        pipeline = build_pipeline(run_settings)
-        try:
-            documents = {
-                r.source: doc.text
-                for r in pipeline.live.documents()
-                if (doc := pipeline.live.document(r.source)) is not None
-            }
-            facts = CorpusFacts(list(documents.values()))
-            results = []
-            for n, case in enumerate(suite.cases, start=1):
-                started = time.perf_counter()
-                answer = pipeline.ask(case.question, case.history).to_json()
-                latency = (time.perf_counter() - started) * 1000
-                results.append(score_case(case, answer, latency, documents, facts, judge=judge))
-                if progress:
-                    progress(n, len(suite.cases))
-            curve = None
-            if suite.split and run_settings.answer_selector == "learned":
-                curve = selector_report(pipeline, suite)
-        finally:
-            pipeline.close()
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    corpus = suite.corpus or [settings.corpus_dir]
+    with scratch_pipeline(settings, corpus, embedder, prefix=f"rag-eval-{suite.name}-") as pipeline:
+        documents = {
+            r.source: doc.text
+            for r in pipeline.live.documents()
+            if (doc := pipeline.live.document(r.source)) is not None
+        }
+        facts = CorpusFacts(list(documents.values()))
+        results = []
+        for n, case in enumerate(suite.cases, start=1):
+            started = time.perf_counter()
+            answer = pipeline.ask(case.question, case.history).to_json()
+            latency = (time.perf_counter() - started) * 1000
+            results.append(score_case(case, answer, latency, documents, facts, judge=judge))
+            if progress:
+                progress(n, len(suite.cases))
+        curve = None
+        if suite.split and pipeline.settings.answer_selector == "learned":
+            curve = selector_report(pipeline, suite)
     merged = {**suite.thresholds, **(thresholds or {})}
     outcome = summarise(suite, settings.generator, results, merged, sorted(documents))
     outcome.selector = curve

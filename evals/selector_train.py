@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -47,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from evals.benchmark import normalise
+from evals.runner import scratch_pipeline
 from evals.schema import (
     ANSWERING_KINDS,
     BENCHMARK_DIR,
@@ -408,20 +407,10 @@ def build_training_groups(with_generated: bool) -> list[Group]:
 @contextmanager
 def _indexed(settings: Any, corpus: list[Path], embedder: Any) -> Iterator[Any]:
     """A retriever over ``corpus``, indexed in a scratch data directory."""
-    from rag.ingest import ingest
-    from rag.pipeline import build_pipeline
-
-    scratch = Path(tempfile.mkdtemp(prefix="rag-selector-"))
-    try:
-        run = settings.model_copy(update={"data_dir": scratch / "data", "answer_selector": "rules"})
-        ingest(run, corpus, embedder=embedder)
-        pipeline = build_pipeline(run)
-        try:
-            yield pipeline.live.retriever
-        finally:
-            pipeline.close()
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    # The rules' selector: the packaged weights being trained need not exist yet.
+    rules = settings.model_copy(update={"answer_selector": "rules"})
+    with scratch_pipeline(rules, corpus, embedder, prefix="rag-selector-") as pipeline:
+        yield pipeline.live.retriever
 
 
 def train(groups: list[Group], embedding_model: str, with_generated: bool) -> SelectorModel:

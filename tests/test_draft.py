@@ -25,8 +25,8 @@ from evals.draft import (
     quotas,
     read_reply,
     sample_sentences,
-    scratch_pipeline,
 )
+from evals.runner import scratch_pipeline
 from evals.schema import load_suite
 from rag.errors import InputError
 from rag.loading import load_file
@@ -172,13 +172,10 @@ def test_drafting_keeps_checked_questions_and_deletes_for_unanswerable(
 ) -> None:
     documents = [load_file(pumps / "pumps.md", "pumps.md")]
     backend = RepliesBackend(REPLIES)
-    pipeline = scratch_pipeline(make_settings(), [pumps], embedder)
-    try:
+    with scratch_pipeline(make_settings(), [pumps], embedder) as pipeline:
         sentences = sample_sentences(documents, seed=3)
         assert sentences == sample_sentences(documents, seed=3)  # the seed fixes the order
         result = draft(Drafter(backend, pipeline, documents), sentences, max_questions=5)
-    finally:
-        pipeline.close()
     assert documents[0].text == PUMPS
     assert result.tried == 5 and len(backend.prompts) == 5
     # The invented "90 litres" is not in its sentence: no case.
