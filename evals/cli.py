@@ -13,7 +13,7 @@ import click
 
 from rag import generators
 from rag.cli import echo_err, echo_json, generator_option, json_option, settings_from
-from rag.cli_common import GeneratorChoice
+from rag.cli_common import GeneratorChoice, counted_progress
 from rag.errors import InputError
 
 
@@ -134,14 +134,7 @@ def eval_command(
     embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
     runs: list[dict[str, Any]] = []
     for suite in loaded:
-        with click.progressbar(length=len(suite.cases), label=f"Suite {suite.name}",
-                               file=sys.stderr) as bar:  # fmt: skip
-            last = [0]
-
-            def step(done: int, total: int, bar: Any = bar, last: list[int] = last) -> None:
-                bar.update(done - last[0])
-                last[0] = done
-
+        with counted_progress(f"Suite {suite.name}", len(suite.cases)) as step:
             result = run_suite(suite, settings, embedder=embedder, thresholds=gates, progress=step,
                                judge=llm_judge)  # fmt: skip
         runs.append(result.to_json())
@@ -334,14 +327,7 @@ def draft_suite(
     echo_err(f"Indexing {len(documents)} document(s) in a scratch index...")
     with scratch_pipeline(settings, paths, embedder, prefix="rag-draft-") as pipeline:
         sentences = sample_sentences(documents, seed)
-        with click.progressbar(length=max_questions, label="Drafting questions",
-                               file=sys.stderr) as bar:  # fmt: skip
-            last = [0]
-
-            def step(done: int, total: int, bar: Any = bar, last: list[int] = last) -> None:
-                bar.update(done - last[0])
-                last[0] = done
-
+        with counted_progress("Drafting questions", max_questions) as step:
             result = draft(Drafter(backend, pipeline, documents), sentences, max_questions, step)
 
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -31,6 +32,21 @@ def echo_json(value: Any) -> None:
 
 def echo_err(message: str) -> None:
     click.echo(message, err=True)
+
+
+@contextmanager
+def counted_progress(label: str, length: int) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr, shown at once, fed by ``step(done, total)`` callbacks
+    (``done`` counts up to ``length``)."""
+    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+        shown = 0
+
+        def step(done: int, total: int) -> None:
+            nonlocal shown
+            bar.update(done - shown)
+            shown = done
+
+        yield step
 
 
 class CliProgress:
