@@ -5,9 +5,11 @@ For each labelled question the training documents are indexed (a scratch data
 directory) and retrieved with the pipeline's own retriever; each candidate gets the
 features of ``rag.selector_features`` and a label: positive when it holds the
 expected quote or every expected fact (refusing kinds: no positive). Labels come
-from the benchmark's dev split and the bundled article's suite; the LLM-written
-questions of ``evals/selector`` join with ``--with-generated``. The test split is
-never read here.
+from the benchmark's dev split and the bundled article's suite, plus, for the
+sentence model only and with ``--with-drafted``, the suites ``rag draft-suite``
+drafted on training documents (``evals/selector/drafted``); the older
+LLM-written questions of ``evals/selector`` join with ``--with-generated``. The test
+split is never read here.
 
 Two logistic regressions (scikit-learn at training time; numpy at query time): the
 sentence model, P(this candidate answers), on every candidate row; and the
@@ -35,7 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -74,6 +76,13 @@ SEED = 20261130
 ARTICLE_SUITE = SUITES_DIR / "trainium.yaml"
 ARTICLE = "trainium-article.md"
 LABELLED_SUITES = (BENCHMARK_DIR / "dev.yaml", ARTICLE_SUITE)
+# Drafted suites (``rag draft-suite``, not reviewed by a person) on the training-only
+# documents and the dev documents: 683 questions, more rows for the sentence model
+# (``--with-drafted``). Measured 2026-11-30: held-out dev right 0.618 either way,
+# answerability AUC 0.645 -> 0.72; but the model they train answers "How much does a
+# Trainium chip cost?" (the article's 40% cost sentence), which breaks the article's
+# refusal gate and the injection suite's, so the shipped weights are trained without.
+DRAFTED_DIR = SELECTOR_DIR / "drafted"
 GENERATED_DOCUMENTS = [BENCHMARK_DIR / "docs" / "dev", SELECTOR_DIR / "docs"]
 CANDIDATES = 15  # what the pipeline retrieves for the answerer (max(3 * top_k, 15))
 C_GRID = (0.03, 0.1, 0.3, 1.0)
@@ -89,7 +98,7 @@ class Group:
 
     question: str
     document: str
-    origin: str  # "dev" or "generated"
+    origin: str  # "dev", "drafted" or "generated"
     should_refuse: bool
     rows: np.ndarray
     labels: np.ndarray
@@ -115,7 +124,9 @@ def _stable(rows: np.ndarray) -> np.ndarray:
     return np.round(rows, 6)
 
 
-def label_suite(retriever: Any, suite: Suite, default_document: str = "") -> list[Group]:
+def label_suite(
+    retriever: Any, suite: Suite, default_document: str = "", origin: str = "dev"
+) -> list[Group]:
     """A suite's questions with their candidates' features; a candidate is positive when
     it holds an expected quote or every expected fact (refusing kinds: none is)."""
     groups: list[Group] = []
@@ -133,8 +144,8 @@ def label_suite(retriever: Any, suite: Suite, default_document: str = "") -> lis
             ]
         )
         document = case.document or default_document
-        meta = {"id": case.id}
-        groups.append(Group(case.question, document, "dev", refuse, rows, labels, case.kind, meta))
+        meta = {"id": f"{suite.name}/{case.id}" if origin != "dev" else case.id}
+        groups.append(Group(case.question, document, origin, refuse, rows, labels, case.kind, meta))
     return groups
 
 
@@ -244,7 +255,8 @@ def _by_document(groups: list[Group]) -> list[str]:
 
 def cross_validate(groups: list[Group], c: float) -> dict[str, np.ndarray]:
     """Leave one labelled document out: its questions scored by a sentence model trained
-    on the other documents (and the generated questions of other documents) only."""
+    on the other documents (and the drafted or generated questions of other documents)
+    only."""
     scores: dict[str, np.ndarray] = {}
     for document in _by_document(groups):
         sentence = _fit([g for g in groups if g.document != document], c)
@@ -381,7 +393,13 @@ def report(groups: list[Group], choice: Choice) -> dict[str, Any]:
     }
 
 
-def build_training_groups(with_generated: bool) -> list[Group]:
+def drafted_suites() -> list[Path]:
+    """The drafted suites of ``evals/selector/drafted`` (``rag draft-suite`` on the
+    training-only documents and the dev split's: never a test-split document)."""
+    return sorted(DRAFTED_DIR.glob("*.yaml")) if DRAFTED_DIR.is_dir() else []
+
+
+def build_training_groups(with_generated: bool, with_drafted: bool = False) -> list[Group]:
     """Index each labelled suite's corpus on its own, as ``rag eval`` does (so that
     corpus-level features, such as which question terms no sentence holds, see what
     they will see at query time), and label its questions' candidates."""
@@ -391,12 +409,16 @@ def build_training_groups(with_generated: bool) -> list[Group]:
     settings = load_settings()
     embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
     groups: list[Group] = []
-    for path in LABELLED_SUITES:
+    labelled = [(path, "dev") for path in LABELLED_SUITES]
+    if with_drafted:
+        labelled += [(path, "drafted") for path in drafted_suites()]
+    for path, origin in labelled:
         suite = load_suite(path)
         corpus = list(suite.corpus or [settings.corpus_dir])
         print(f"Indexing {suite.name}...", file=sys.stderr)
         with _indexed(settings, corpus, embedder) as retriever:
-            groups += label_suite(retriever, suite, ARTICLE if path == ARTICLE_SUITE else "")
+            default = ARTICLE if path == ARTICLE_SUITE else ""
+            groups += label_suite(retriever, suite, default, origin)
     if with_generated and QUESTIONS_FILE.exists():
         print("Indexing the documents of the generated questions...", file=sys.stderr)
         with _indexed(settings, GENERATED_DOCUMENTS, embedder) as retriever:
@@ -413,7 +435,9 @@ def _indexed(settings: Any, corpus: list[Path], embedder: Any) -> Iterator[Any]:
         yield pipeline.live.retriever
 
 
-def train(groups: list[Group], embedding_model: str, with_generated: bool) -> SelectorModel:
+def train(
+    groups: list[Group], embedding_model: str, with_generated: bool, with_drafted: bool = False
+) -> SelectorModel:
     gates = load_suite(ARTICLE_SUITE).thresholds
     choice = choose(groups, gates)
     dev = [g for g in groups if g.origin == "dev"]
@@ -433,11 +457,19 @@ def train(groups: list[Group], embedding_model: str, with_generated: bool) -> Se
             "regularisation_c": choice.c,
             "answerable_regularisation_c": choice.c_answerable,
             "with_generated": with_generated,
+            "with_drafted": with_drafted,
             "candidates": CANDIDATES,
-            "labels": "benchmark dev split + the bundled article's suite",
+            "labels": _labels(groups),
             "cross_validation": report(groups, choice),
         },
     )
+
+
+def _labels(groups: list[Group]) -> str:
+    counts = Counter(g.origin for g in groups)
+    named = {"dev": "labelled (benchmark dev + article)", "drafted": "drafted",
+             "generated": "LLM-generated"}  # fmt: skip
+    return ", ".join(f"{counts[k]} {named[k]} questions" for k in named if counts[k])
 
 
 def main(argv: list[str]) -> int:
@@ -450,11 +482,17 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="also train on the LLM-written questions (evals/selector; weak labels)",
     )
+    parser.add_argument(
+        "--with-drafted",
+        action="store_true",
+        help="also train the sentence model on the drafted suites of evals/selector/drafted "
+        "(not the default: see DRAFTED_DIR)",
+    )
     args = parser.parse_args(argv)
     from rag.settings import load_settings
 
-    groups = build_training_groups(args.with_generated)
-    model = train(groups, load_settings().embedding_model, args.with_generated)
+    groups = build_training_groups(args.with_generated, args.with_drafted)
+    model = train(groups, load_settings().embedding_model, args.with_generated, args.with_drafted)
     cv = model.trained["cross_validation"]
     print(
         f"{cv['questions']} labelled questions; a right sentence among the {CANDIDATES} "

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from evals.selector_curve import curve, curve_text
-from evals.selector_train import Group, Policy, meets_gates, train
+from evals.selector_train import Group, Policy, cross_validate, meets_gates, train
 from rag.answer import with_context
 from rag.chunking import CHUNKER_VERSION
 from rag.errors import IndexCorruptError
@@ -134,6 +134,31 @@ def test_training_is_deterministic_and_writes_loadable_weights(tmp_path: Path) -
     assert loaded.threshold == first.threshold
     cv = first.trained["cross_validation"]
     assert cv["questions"] == len(groups) and cv["cv_right"] > 0.8
+
+
+def test_drafted_questions_train_the_models_but_never_choose_the_settings() -> None:
+    """Drafted questions (``rag draft-suite``) add rows to the sentence model, but the
+    cross-validated figures that choose the settings count labelled questions only,
+    each scored by a model that never saw its document's drafted questions."""
+    rng = np.random.default_rng(1)
+    labelled, drafted = [], []
+    for doc in ("a", "b", "trainium-article.md"):
+        for n in range(10):
+            rows = rng.normal(size=(5, len(FEATURES)))
+            rows[1, 0] += 4.0
+            labelled.append(_group(f"{doc}-{n}", n % 4 == 0, None if n % 4 == 0 else 1, rows, doc))
+    for n in range(30):
+        rows = rng.normal(size=(5, len(FEATURES)))
+        rows[3, 1] += 4.0  # in the drafted questions a second feature marks the answer
+        group = _group(f"x/{n}", False, 3, rows, "x")
+        drafted.append(replace(group, origin="drafted"))
+    alone = train(labelled, MODEL.embedding_model, with_generated=False)
+    both = train(labelled + drafted, MODEL.embedding_model, False, with_drafted=True)
+    assert both.trained["cross_validation"]["questions"] == len(labelled)
+    assert "30 drafted" in both.trained["labels"] and "drafted" not in alone.trained["labels"]
+    assert both.sentence.coef[1] > alone.sentence.coef[1] + 0.5
+    scores = cross_validate(labelled + drafted, 1.0)
+    assert set(scores) == {g.meta["id"] for g in labelled}
 
 
 def test_policy_quotes_the_best_and_up_to_k_more() -> None:
