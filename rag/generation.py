@@ -12,8 +12,8 @@ short examples show a cited answer and a refusal; temperature is 0. The stream i
 cut into sentences; each sentence is released only after ``rag.verify`` finds it
 supported by the evidence it cites (or, when it cites nothing or the wrong passage,
 by a passage that does support it). Unsupported sentences are reported as dropped.
-Answerability stays with the deterministic gates of ``rag.answer``: when they
-refuse, no LLM is asked.
+Answerability stays with the answer selector (``rag.selector``): when it refuses, no
+LLM is asked, and the LLM reads only the sentences it chose.
 """
 
 from __future__ import annotations
