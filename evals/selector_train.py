@@ -40,7 +40,7 @@ import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,10 @@ C_ANSWERABLE_GRID = (0.1, 1.0)
 THRESHOLDS = tuple(round(float(t), 3) for t in np.arange(0.05, 0.901, 0.025))
 INCLUDE_GRID = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
 MAX_SENTENCES_GRID = (1, 2, 3)
+# The article's gates must also hold one threshold step lower: Chroma's approximate
+# search moves a borderline question's P(answerable) by a few thousandths from one
+# index build to the next, and a gate met by one question's margin then fails in CI.
+GATE_MARGIN = 0.025
 
 
 @dataclass
@@ -319,11 +323,21 @@ def meets_gates(policy: Policy, groups: list[Group], scores: dict[str, np.ndarra
     )
 
 
+def keeps_gates(policy: Policy, groups: list[Group], scores: dict[str, np.ndarray],
+                answerable: dict[str, float], gates: dict[str, float]) -> bool:  # fmt: skip
+    """``meets_gates`` at the policy's threshold and ``GATE_MARGIN`` below it."""
+    lower = replace(policy, threshold=policy.threshold - GATE_MARGIN)
+    return meets_gates(policy, groups, scores, answerable, gates) and meets_gates(
+        lower, groups, scores, answerable, gates
+    )
+
+
 def choose(groups: list[Group], gates: dict[str, float]) -> Choice:
     """The regularisations and policy with the most held-out benchmark questions right,
     among those whose final models keep the bundled article suite's own gates (its
-    correctness and refusal thresholds: the suite CI gates on). Ties go to fewer
-    sentences, then the higher refusal threshold (the cautious side)."""
+    correctness and refusal thresholds: the suite CI gates on), at the threshold and
+    ``GATE_MARGIN`` below it. Ties go to fewer sentences, then the higher refusal
+    threshold (the cautious side)."""
     dev = [g for g in groups if g.origin == "dev"]
     benchmark = [g for g in dev if g.document != ARTICLE]
     article = [g for g in dev if g.document == ARTICLE]
@@ -347,7 +361,7 @@ def choose(groups: list[Group], gates: dict[str, float]) -> Choice:
                 candidate = Choice(accuracy, c, c_answerable, policy, scores, held)
                 if fallback is None or _better(candidate, fallback):
                     fallback = candidate
-                if (best is None or _better(candidate, best)) and meets_gates(
+                if (best is None or _better(candidate, best)) and keeps_gates(
                     policy, article, fitted, article_answerable, gates
                 ):
                     best = candidate

@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 
 from evals.selector_curve import curve, curve_text
-from evals.selector_train import Group, Policy, cross_validate, meets_gates, train
+from evals.selector_train import (
+    Group,
+    Policy,
+    cross_validate,
+    keeps_gates,
+    meets_gates,
+    train,
+)
 from rag.answer import with_context
 from rag.chunking import CHUNKER_VERSION
 from rag.errors import IndexCorruptError
@@ -159,6 +166,25 @@ def test_drafted_questions_train_the_models_but_never_choose_the_settings() -> N
     assert both.sentence.coef[1] > alone.sentence.coef[1] + 0.5
     scores = cross_validate(labelled + drafted, 1.0)
     assert set(scores) == {g.meta["id"] for g in labelled}
+
+
+def test_a_gate_met_by_a_hair_is_not_kept() -> None:
+    """The article's gates must also hold one threshold step lower: a refusal that
+    rests on a question's P(answerable) sitting just under the bar would flip with
+    the next index build."""
+    rows = np.zeros((2, len(FEATURES)))
+    groups = [_group(f"r{n}", True, None, rows) for n in range(10)]
+    groups += [_group(f"a{n}", False, 0, rows) for n in range(10)]
+    scores = {g.meta["id"]: np.array([0.9, 0.1]) for g in groups}
+    answerable = {g.meta["id"]: 0.1 if g.should_refuse else 0.9 for g in groups}
+    answerable["r0"] = 0.55  # answered: 9 of 10 refusals left, the gate's 0.9
+    gates = {"refusal_recall": 0.9}
+    policy = Policy(threshold=0.5, include_threshold=1.0, max_sentences=1)
+    assert meets_gates(policy, groups, scores, answerable, gates)
+    assert keeps_gates(policy, groups, scores, answerable, gates)
+    answerable["r1"] = 0.49  # refused at 0.5, answered at 0.475
+    assert meets_gates(policy, groups, scores, answerable, gates)
+    assert not keeps_gates(policy, groups, scores, answerable, gates)
 
 
 def test_policy_quotes_the_best_and_up_to_k_more() -> None:
