@@ -274,10 +274,15 @@ def select(
     user's own words when they differ.
     """
     analysis = analyze(question)
-    asked_terms = None
-    if asked is not None and asked != question:
-        asked_terms = tuple(dict.fromkeys(content_tokens(asked)))
-    return decide(analysis, score(analysis, candidates, view, asked_terms), view)
+    return decide(analysis, score(analysis, candidates, view, asked_terms(question, asked)), view)
+
+
+def asked_terms(question: str, asked: str | None) -> tuple[str, ...] | None:
+    """The terms of the user's own words when they differ from the self-contained
+    ``question`` (a follow-up resolved); None when they are the same."""
+    if asked is None or asked == question:
+        return None
+    return tuple(dict.fromkeys(content_tokens(asked)))
 
 
 def decide(analysis: QuestionAnalysis, scored: list[Scored], view: CorpusView) -> Selection:

@@ -18,11 +18,13 @@ import numpy as np
 
 from rag.answer import (
     PRONOUN_START,
+    asked_terms,
     corrects_premise,
     decide,
     names_covered,
     ordinal_clash,
     score,
+    term_coverage,
     weighted_coverage,
 )
 from rag.question import (
@@ -183,12 +185,10 @@ def features(
     if not candidates:
         return np.zeros((0, len(FEATURES)), dtype=np.float64)
     analysis = analyze(query)
-    asked_terms = None
-    if asked is not None and asked != query:
-        asked_terms = tuple(dict.fromkeys(content_tokens(asked)))
+    asked_only = asked_terms(query, asked)
     # The old rules' verdicts are features too: their relevance score, whether their
     # gates pass, and what they would have quoted.
-    scored = score(analysis, candidates, view, asked_terms)
+    scored = score(analysis, candidates, view, asked_only)
     rules = {id(s.evidence): s for s in scored}
     chosen = decide(analysis, scored, view)
     picked = {(e.source, e.start) for e in chosen.sentences}
@@ -214,10 +214,8 @@ def features(
     rows = []
     for i, (evidence, s) in enumerate(zip(candidates, found, strict=True)):
         asked_cov = s.coverage
-        if asked_terms is not None:
-            own = set(content_tokens(evidence.quote))
-            around = set(content_tokens(f"{evidence.heading} {evidence.context}"))
-            asked_cov = weighted_coverage(asked_terms, own, around, view)
+        if asked_only is not None:
+            asked_cov = term_coverage(asked_only, evidence, view)
         tokens = [w.lower() for w in words(evidence.quote)]
         subject = set(content_tokens(" ".join(tokens[:8])))
         row = [
@@ -248,7 +246,7 @@ def features(
             float(tokens_negated(tokens)),
             math.log1p(len(tokens)),
             *(float(form == f) for f in _QUESTION_FORMS),
-            float(asked_terms is not None),
+            float(asked_only is not None),
             weighted_coverage(analysis.terms, subject, set(), view),
             weighted_coverage(analysis.terms, set(content_tokens(evidence.heading)), set(), view),
             float(bool(_DEFINING.match(evidence.quote))),
