@@ -449,9 +449,7 @@ def _indexed(settings: Any, corpus: list[Path], embedder: Any) -> Iterator[Any]:
         yield pipeline.live.retriever
 
 
-def train(
-    groups: list[Group], embedding_model: str, with_generated: bool, with_drafted: bool = False
-) -> SelectorModel:
+def train(groups: list[Group], embedding_model: str, with_generated: bool) -> SelectorModel:
     gates = load_suite(ARTICLE_SUITE).thresholds
     choice = choose(groups, gates)
     dev = [g for g in groups if g.origin == "dev"]
@@ -471,7 +469,7 @@ def train(
             "regularisation_c": choice.c,
             "answerable_regularisation_c": choice.c_answerable,
             "with_generated": with_generated,
-            "with_drafted": with_drafted,
+            "with_drafted": any(g.origin == "drafted" for g in groups),
             "candidates": CANDIDATES,
             "labels": _labels(groups),
             "cross_validation": report(groups, choice),
@@ -506,7 +504,7 @@ def main(argv: list[str]) -> int:
     from rag.settings import load_settings
 
     groups = build_training_groups(args.with_generated, args.with_drafted)
-    model = train(groups, load_settings().embedding_model, args.with_generated, args.with_drafted)
+    model = train(groups, load_settings().embedding_model, args.with_generated)
     cv = model.trained["cross_validation"]
     print(
         f"{cv['questions']} labelled questions; a right sentence among the {CANDIDATES} "

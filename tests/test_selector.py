@@ -143,7 +143,7 @@ def test_training_is_deterministic_and_writes_loadable_weights(tmp_path: Path) -
     assert cv["questions"] == len(groups) and cv["cv_right"] > 0.8
 
 
-def test_drafted_questions_train_the_models_but_never_choose_the_settings() -> None:
+def test_drafted_questions_train_the_sentence_model_but_never_choose_the_settings() -> None:
     """Drafted questions (``rag draft-suite``) add rows to the sentence model, but the
     cross-validated figures that choose the settings count labelled questions only,
     each scored by a model that never saw its document's drafted questions."""
@@ -160,7 +160,7 @@ def test_drafted_questions_train_the_models_but_never_choose_the_settings() -> N
         group = _group(f"x/{n}", False, 3, rows, "x")
         drafted.append(replace(group, origin="drafted"))
     alone = train(labelled, MODEL.embedding_model, with_generated=False)
-    both = train(labelled + drafted, MODEL.embedding_model, False, with_drafted=True)
+    both = train(labelled + drafted, MODEL.embedding_model, with_generated=False)
     assert both.trained["cross_validation"]["questions"] == len(labelled)
     assert "30 drafted" in both.trained["labels"] and "drafted" not in alone.trained["labels"]
     assert both.sentence.coef[1] > alone.sentence.coef[1] + 0.5
