@@ -38,7 +38,7 @@ import argparse
 import json
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -404,6 +404,28 @@ def report(groups: list[Group], choice: Choice) -> dict[str, Any]:
         ),
         "cv_right_first": round(float(first), 4),
         "by_document": dict(sorted(by_document.items())),
+        "where_lost": where_lost([g for g in dev if g.document != ARTICLE], choice),
+    }
+
+
+def where_lost(groups: list[Group], choice: Choice) -> dict[str, float]:
+    """Where held-out answers are lost, on the same held-out scores: the share right
+    as chosen; if nothing were refused (what the answerability model adds); if every
+    refusal were right and nothing else changed (what a perfect answerability model
+    would add); and the ceiling of these candidates (every answerable question with a
+    right sentence among them quoted, every other refused)."""
+
+    def share(answerable: Callable[[Group], float]) -> float:
+        return round(float(np.mean([
+            choice.policy.right(g, choice.scores[g.meta["id"]], answerable(g)) for g in groups
+        ])), 4) if groups else 0.0  # fmt: skip
+
+    ceiling = np.mean([g.should_refuse or bool(g.labels.any()) for g in groups]) if groups else 0.0
+    return {
+        "as_chosen": share(lambda g: choice.answerable[g.meta["id"]]),
+        "never_refusing": share(lambda g: 1.0),
+        "perfect_refusal": share(lambda g: 0.0 if g.should_refuse else 1.0),
+        "ceiling": round(float(ceiling), 4),
     }
 
 
@@ -517,6 +539,12 @@ def main(argv: list[str]) -> int:
         f"{model.trained['answerable_regularisation_c']}, refuse below P(answerable) "
         f"{model.threshold:.3f}, extra sentences from P(answers) {model.include_threshold:.3f}, "
         f"at most {model.max_sentences} sentences"
+    )
+    lost = cv["where_lost"]
+    print(
+        f"where held-out answers are lost: {lost['as_chosen']:.3f} right as chosen, "
+        f"{lost['never_refusing']:.3f} if nothing were refused, {lost['perfect_refusal']:.3f} "
+        f"with every refusal right, {lost['ceiling']:.3f} at most on these candidates"
     )
     print(f"{'document':<28} {'n':>4} {'rules':>6} {'model':>6}")
     for name, row in cv["by_document"].items():

@@ -15,12 +15,14 @@ import pytest
 
 from evals.selector_curve import curve, curve_text
 from evals.selector_train import (
+    Choice,
     Group,
     Policy,
     cross_validate,
     keeps_gates,
     meets_gates,
     train,
+    where_lost,
 )
 from rag.answer import with_context
 from rag.chunking import CHUNKER_VERSION
@@ -185,6 +187,29 @@ def test_a_gate_met_by_a_hair_is_not_kept() -> None:
     answerable["r1"] = 0.49  # refused at 0.5, answered at 0.475
     assert meets_gates(policy, groups, scores, answerable, gates)
     assert not keeps_gates(policy, groups, scores, answerable, gates)
+
+
+def test_where_lost_separates_refusal_from_choice_and_retrieval() -> None:
+    """The loss breakdown: as chosen, if nothing were refused, with every refusal right,
+    and the ceiling of the candidates (an answerable question with no right candidate
+    is lost whatever the selector does)."""
+    rows = np.zeros((3, 1))
+    groups = [
+        _group("right", False, 0, rows),  # best sentence right, answered
+        _group("wrongly-refused", False, 0, rows),  # best sentence right, refused
+        _group("second-best", False, 1, rows),  # the right one is not quoted
+        _group("unreachable", False, None, rows),  # no right candidate at all
+        _group("refused", True, None, rows),  # rightly refused
+        _group("answered", True, None, rows),  # should be refused, answered
+    ]
+    scores = {g.meta["id"]: np.array([0.9, 0.2, 0.1]) for g in groups}
+    answerable = {"right": 0.9, "wrongly-refused": 0.3, "second-best": 0.9,
+                  "unreachable": 0.9, "refused": 0.3, "answered": 0.9}  # fmt: skip
+    policy = Policy(threshold=0.5, include_threshold=1.0, max_sentences=1)
+    choice = Choice(2 / 6, 1.0, 1.0, policy, scores, answerable)
+    lost = where_lost(groups, choice)
+    assert lost == {"as_chosen": round(2 / 6, 4), "never_refusing": round(2 / 6, 4),
+                    "perfect_refusal": round(4 / 6, 4), "ceiling": round(5 / 6, 4)}  # fmt: skip
 
 
 def test_policy_quotes_the_best_and_up_to_k_more() -> None:
