@@ -302,7 +302,7 @@ class LearnedSelector:
         order = [int(i) for i in np.argsort(-p, kind="stable")]
         coverage = rows[:, FEATURES.index("coverage")]
         scored = [self._scored(candidates[i], float(p[i]), float(coverage[i])) for i in order]
-        if p[order[0]] <= 0.0:
+        if not order or p[order[0]] <= 0.0:  # nothing retrieved, or only screened text
             return Quote([], scored, answerable)
         chosen = [candidates[order[0]]]
         for i in order[1:]:

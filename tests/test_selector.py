@@ -34,6 +34,7 @@ from rag.selector import (
     PACKAGED_MODEL,
     QUESTION_FEATURES,
     LearnedSelector,
+    Quote,
     RuleSelector,
     load_model,
     make_selector,
@@ -90,6 +91,8 @@ def test_the_threshold_decides_refusal_and_the_best_sentence_leads() -> None:
     assert 0.0 <= quote.answerable <= 1.0
     assert "March 2021" in quote.scored[0].evidence.quote  # the best P(answers)
     assert quote.sentences[0] == quote.scored[0].evidence
+    nothing = selector.quote(question, [], view, None)  # type: ignore[arg-type]
+    assert nothing == Quote([], [], 0.0)
     never = LearnedSelector(MODEL, MODEL.embedding_model, threshold=1.0)
     assert never.select(question, found, view).refused  # type: ignore[arg-type]
     always = LearnedSelector(MODEL, MODEL.embedding_model, threshold=0.0, max_sentences=2)
