@@ -409,20 +409,21 @@ def report(groups: list[Group], choice: Choice) -> dict[str, Any]:
 
 
 def where_lost(groups: list[Group], choice: Choice) -> dict[str, float]:
-    """Where held-out answers are lost, on the same held-out scores: the share right
-    as chosen; if nothing were refused (what the answerability model adds); if every
-    refusal were right and nothing else changed (what a perfect answerability model
-    would add); and the ceiling of these candidates (every answerable question with a
-    right sentence among them quoted, every other refused)."""
+    """Where held-out answers are lost, beside the share right as chosen (``cv_right``),
+    on the same held-out scores: the share right if nothing were refused (what the
+    answerability model adds); if every refusal were right and nothing else changed
+    (what a perfect answerability model would add); and the ceiling of these candidates
+    (every answerable question with a right sentence among them quoted, every other
+    refused)."""
+    if not groups:
+        return {"never_refusing": 0.0, "perfect_refusal": 0.0, "ceiling": 0.0}
 
     def share(answerable: Callable[[Group], float]) -> float:
-        return round(float(np.mean([
-            choice.policy.right(g, choice.scores[g.meta["id"]], answerable(g)) for g in groups
-        ])), 4) if groups else 0.0  # fmt: skip
+        right = [choice.policy.right(g, choice.scores[g.meta["id"]], answerable(g)) for g in groups]
+        return round(float(np.mean(right)), 4)
 
-    ceiling = np.mean([g.should_refuse or bool(g.labels.any()) for g in groups]) if groups else 0.0
+    ceiling = np.mean([g.should_refuse or bool(g.labels.any()) for g in groups])
     return {
-        "as_chosen": share(lambda g: choice.answerable[g.meta["id"]]),
         "never_refusing": share(lambda g: 1.0),
         "perfect_refusal": share(lambda g: 0.0 if g.should_refuse else 1.0),
         "ceiling": round(float(ceiling), 4),
@@ -542,7 +543,7 @@ def main(argv: list[str]) -> int:
     )
     lost = cv["where_lost"]
     print(
-        f"where held-out answers are lost: {lost['as_chosen']:.3f} right as chosen, "
+        f"where held-out answers are lost: {cv['cv_right']:.3f} right as chosen, "
         f"{lost['never_refusing']:.3f} if nothing were refused, {lost['perfect_refusal']:.3f} "
         f"with every refusal right, {lost['ceiling']:.3f} at most on these candidates"
     )

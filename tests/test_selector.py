@@ -193,9 +193,10 @@ def test_a_gate_met_by_a_hair_is_not_kept() -> None:
 
 
 def test_where_lost_separates_refusal_from_choice_and_retrieval() -> None:
-    """The loss breakdown: as chosen, if nothing were refused, with every refusal right,
-    and the ceiling of the candidates (an answerable question with no right candidate
-    is lost whatever the selector does)."""
+    """The loss breakdown beside the share right as chosen (the choice's accuracy, 2 of
+    6 here): if nothing were refused, with every refusal right, and the ceiling of the
+    candidates (an answerable question with no right candidate is lost whatever the
+    selector does)."""
     rows = np.zeros((3, 1))
     groups = [
         _group("right", False, 0, rows),  # best sentence right, answered
@@ -211,8 +212,8 @@ def test_where_lost_separates_refusal_from_choice_and_retrieval() -> None:
     policy = Policy(threshold=0.5, include_threshold=1.0, max_sentences=1)
     choice = Choice(2 / 6, 1.0, 1.0, policy, scores, answerable)
     lost = where_lost(groups, choice)
-    assert lost == {"as_chosen": round(2 / 6, 4), "never_refusing": round(2 / 6, 4),
-                    "perfect_refusal": round(4 / 6, 4), "ceiling": round(5 / 6, 4)}  # fmt: skip
+    assert lost == {"never_refusing": round(2 / 6, 4), "perfect_refusal": round(4 / 6, 4),
+                    "ceiling": round(5 / 6, 4)}  # fmt: skip
 
 
 def test_policy_quotes_the_best_and_up_to_k_more() -> None:
