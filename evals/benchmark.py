@@ -1,10 +1,11 @@
 """The multi-document benchmark: real documents from downloaded packages, split by
 document into dev (tuned on) and test (never tuned on). See evals/benchmark/README.md.
 
-This module checks the benchmark's case files against their documents (every
-expected fact and quote must be in the document the case names, as the loader
-reads it) so that a typo in a case is caught when it is written, not mistaken for
-an answerer miss. It does not run the answerer: ``rag eval`` does.
+This module checks the benchmark's case files, and the reader corpus's (evals/reader/),
+against their documents (every expected fact and quote must be in the document the
+case names, as the loader reads it; an answer span must hold its fact) so that a
+typo in a case is caught when it is written, not mistaken for an answerer miss.
+It does not run the answerer: ``rag eval`` does.
 
     python -m evals.benchmark check evals/benchmark/cases/dev/*.yaml
 """
@@ -29,18 +30,28 @@ def normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+# The reader's training corpus (evals/reader/) is checked the same way.
+READER_DOCS = BENCHMARK_DIR.parent / "reader" / "docs"
+
+
 def document_path(name: str) -> Path | None:
-    for split in SPLITS:
-        path = BENCHMARK_DIR / "docs" / split / name
+    for folder in [BENCHMARK_DIR / "docs" / split for split in SPLITS] + [READER_DOCS]:
+        path = folder / name
         if path.is_file():
             return path
     return None
 
 
 @cache
-def document_text(name: str) -> str | None:
+def raw_text(name: str) -> str | None:
     path = document_path(name)
-    return None if path is None else normalise(load_file(path, name).text)
+    return None if path is None else load_file(path, name).text
+
+
+@cache
+def document_text(name: str) -> str | None:
+    raw = raw_text(name)
+    return None if raw is None else normalise(raw)
 
 
 def problems(case: Case) -> list[str]:
@@ -50,7 +61,7 @@ def problems(case: Case) -> list[str]:
         return ["no document"]
     text = document_text(case.document)
     if text is None:
-        return [f"document {case.document} is not in the benchmark"]
+        return [f"document {case.document} is not in the benchmark or the reader corpus"]
     if case.kind in ANSWERING_KINDS and not case.expected:
         found.append("an answering case needs expected facts")
     if case.kind in REFUSING_KINDS and (case.expected or case.expected_quote):
@@ -63,6 +74,21 @@ def problems(case: Case) -> list[str]:
     for quote in case.expected_quote:
         if normalise(quote) not in text:
             found.append(f"expected quote not in the document: {quote}")
+    return found + span_problems(case)
+
+
+def span_problems(case: Case) -> list[str]:
+    """Each answer span must hold one alternative of its expected group, at its offsets."""
+    if not case.spans:
+        return []
+    if len(case.spans) != len(case.expected):
+        return [f"{len(case.spans)} spans for {len(case.expected)} expected groups"]
+    raw = raw_text(case.document or "") or ""
+    found = []
+    for (start, end), group in zip(case.spans, case.expected, strict=True):
+        held = " ".join(raw[start:end].lower().split())
+        if end > len(raw) or held not in {" ".join(alt.lower().split()) for alt in group}:
+            found.append(f"span [{start}, {end}] holds {raw[start:end]!r}, not {' / '.join(group)}")
     return found
 
 

@@ -19,6 +19,8 @@ A suite is a YAML (or JSON) file::
         reference: null                  # optional reference answer (exports)
         document: null                   # optional: the corpus file the case is about
         tags: []                         # optional: question form (who, table, yes_no...)
+        spans: [[812, 816]]              # optional: each expected group's answer span, as
+                                         # character offsets in the document's loaded text
 
 A suite may also ``include`` case files (relative paths): each holds a list of
 cases, or a mapping with a ``cases`` list. ``split`` (e.g. dev / test) is shown in
@@ -68,6 +70,10 @@ class Case:
     reference: str | None = None
     document: str | None = None
     tags: tuple[str, ...] = ()
+    # One (start, end) per expected group: where the loaded text states it. Training
+    # labels carry them so that any candidate holding a span is a positive, whatever the
+    # splitter does; the hand-written suites leave them out.
+    spans: tuple[tuple[int, int], ...] = ()
 
     @property
     def should_refuse(self) -> bool | None:
@@ -122,9 +128,22 @@ def _case(raw: dict[str, Any], where: str) -> Case:
             reference=raw.get("reference"),
             document=raw.get("document"),
             tags=tuple(str(t) for t in raw.get("tags") or []),
+            spans=_spans(raw.get("spans"), where),
         )
     except KeyError as exc:
         raise SuiteError(f"{where}: missing field {exc.args[0]!r}") from None
+
+
+def _spans(raw: Any, where: str) -> tuple[tuple[int, int], ...]:
+    if not raw:
+        return ()
+    try:
+        spans = tuple((int(s), int(e)) for s, e in raw)
+    except (TypeError, ValueError):
+        raise SuiteError(f"{where}: spans must be a list of [start, end] pairs") from None
+    if any(not 0 <= s < e for s, e in spans):
+        raise SuiteError(f"{where}: a span needs 0 <= start < end")
+    return spans
 
 
 def load_suite(path: Path) -> Suite:
