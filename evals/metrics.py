@@ -3,8 +3,12 @@
 - faithfulness: share of answer sentences the verifier (``rag.verify``) finds
   supported by their cited quotes;
 - citation validity: share of quotes that are exactly the source text at their offsets;
-- correctness: the expected facts are stated (or the case is refused when it should
-  be), and no forbidden content appears;
+- correctness: the expected facts are stated within the answer's first two quoted
+  sentences (the lead-two rule: a quoted antecedent or list item counts as a sentence,
+  so an answer cannot earn the fact by quoting more), or the case is refused when it
+  should be, and no forbidden content appears; ``correctness_anywhere`` is the older,
+  looser figure (the facts anywhere in the answer);
+- quoting: over answered cases, the mean quoted sentences and characters per answer;
 - context recall: an expected quote is among the retrieved evidence;
 - refusal precision / recall over cases that say whether to refuse;
 - hallucinations: numbers and names in answers that the corpus does not contain;
@@ -44,6 +48,8 @@ class CaseResult:
     reasons: list[str] = field(default_factory=list)
     verifier: list[dict[str, Any]] = field(default_factory=list)
     judge_faithfulness: float | None = None
+    # The expected facts are stated somewhere in the answer (the looser, older rule).
+    correct_anywhere: bool | None = None
 
     @property
     def refused(self) -> bool:
@@ -69,6 +75,7 @@ class CaseResult:
             "reference": self.case.reference,
             "passed": self.passed,
             "correct": self.correct,
+            "correct_anywhere": self.correct_anywhere,
             "refused": self.refused,
             "should_refuse": self.case.should_refuse,
             "faithfulness": self.faithfulness,
@@ -105,6 +112,29 @@ def _states(text: str, fact: str) -> bool:
     return " ".join(fact.lower().split()) in " ".join(text.lower().split())
 
 
+# How many quoted sentences an answer may take to state its expected facts.
+LEAD_QUOTES = 2
+
+
+def lead_text(answer: Mapping[str, Any], lead: int = LEAD_QUOTES) -> str:
+    """What the answer says within its first ``lead`` quoted sentences: those quotes,
+    and the answer sentences that cite nothing else (an LLM's own wording of them).
+
+    Quotes count in the order the answer first cites them; each citation is one quoted
+    sentence, a quoted antecedent or list item included."""
+    order: list[int] = []
+    for sentence in answer["sentences"]:
+        order += [i for i in sentence["citations"] if i not in order]
+    first = set(order[:lead])
+    quotes = [str(c["quote"]) for c in answer["citations"] if c["id"] in first]
+    said = [
+        str(s["text"])
+        for s in answer["sentences"]
+        if s["citations"] and set(s["citations"]) <= first
+    ]
+    return "\n".join(quotes + said)
+
+
 def score_case(
     case: Case,
     answer: dict[str, Any],
@@ -127,14 +157,21 @@ def score_case(
     elif should is False and refused:
         correct = False
         reasons.append("refused a question the documents answer")
+    anywhere = correct
     if not refused:
+        lead = lead_text(answer)
         for group in case.expected:
             if not any(_states(text, alt) for alt in group):
-                correct = False
+                correct = anywhere = False
                 reasons.append("missing expected fact: " + " / ".join(group))
+            elif not any(_states(lead, alt) for alt in group):
+                correct = False
+                reasons.append(
+                    f"expected fact only after the first {LEAD_QUOTES} quotes: " + " / ".join(group)
+                )
     for bad in case.forbidden:
         if _states(text, bad):
-            correct = False
+            correct = anywhere = False
             reasons.append(f"states forbidden content: {bad}")
 
     citations = {
@@ -190,11 +227,16 @@ def score_case(
         reasons=reasons,
         verifier=checks,
         judge_faithfulness=(sum(judge_scores) / len(judge_scores)) if judge_scores else None,
+        correct_anywhere=anywhere,
     )
 
 
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+def _right_anywhere(result: CaseResult) -> bool:
+    return result.correct if result.correct_anywhere is None else result.correct_anywhere
 
 
 def aggregate(results: Sequence[CaseResult]) -> dict[str, Any]:
@@ -208,10 +250,17 @@ def aggregate(results: Sequence[CaseResult]) -> dict[str, Any]:
     recall = [1.0 if r.context_recall else 0.0 for r in results if r.context_recall is not None]
     quotes = sum(r.citations_total for r in results)
     latencies = [r.latency_ms for r in results]
+    answered = [r for r in results if not r.refused]
     return {
         "cases": len(results),
         "passed": sum(1 for r in results if r.passed),
         "correctness": _mean([1.0 if r.correct else 0.0 for r in results]),
+        "correctness_anywhere": _mean([1.0 if _right_anywhere(r) else 0.0 for r in results]),
+        "answered": len(answered),
+        "mean_quoted_sentences": _mean([float(len(r.answer["citations"])) for r in answered]),
+        "mean_quoted_chars": _mean(
+            [float(sum(len(str(c["quote"])) for c in r.answer["citations"])) for r in answered]
+        ),
         "faithfulness": _mean(faithful) if faithful else 1.0,
         "judge_faithfulness": _mean(judged),
         "citation_validity": (sum(r.citations_valid for r in results) / quotes) if quotes else 1.0,

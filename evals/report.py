@@ -16,6 +16,9 @@ from evals.selector_curve import curve_text
 COLUMNS = (
     ("cases", "n", "{:d}"),
     ("correctness", "correct", "{:.2f}"),
+    ("correctness_anywhere", "any pos", "{:.2f}"),
+    ("mean_quoted_sentences", "quotes", "{:.2f}"),
+    ("mean_quoted_chars", "chars", "{:.0f}"),
     ("faithfulness", "faithful", "{:.2f}"),
     ("judge_faithfulness", "judge", "{:.2f}"),
     ("citation_validity", "cites ok", "{:.2f}"),

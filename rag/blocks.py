@@ -7,6 +7,12 @@ pipe tables, and the aligned columns of PDF layout text: one row one block, its
 column headers with it) and fenced code lines. Offsets are exact:
 ``document.text[start:end]``. It does not split sentences or make chunks
 (``rag.chunking``).
+
+Markup that states nothing never becomes a block, so it is never matched or quoted:
+manual navigation lines ("Next: ..., Previous: ..., Up: ..."), reStructuredText
+comments, directives and targets (``.. |badge| image:: ...``), Markdown lines that are
+only images, badges, links or link definitions, and HTML lines with no text. An HTML
+line that wraps text (``<h3 align="center">Sponsors</h3>``) keeps only its text.
 """
 
 from __future__ import annotations
@@ -26,6 +32,23 @@ _TABLE_SEPARATOR = re.compile(
     r"^[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)*\|?[ \t]*$"
 )
 _FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)")
+# A texinfo manual's navigation line, as the HTML loader or a PDF print gives it.
+_NAVIGATION = re.compile(
+    r"^(?:(?:Next|Previous|Prev|Up)\s*:\s*[^\n]*?(?:,\s*|\s+|$)){2,}"
+    r"(?:\[\s*(?:Contents|Index)\s*\]\s*)*$"
+)
+# reStructuredText explicit markup: a comment, directive, target or substitution
+# definition starts with ".." and a space (an ellipsis "..." does not).
+_RST_MARKUP = re.compile(r"^[ \t]*\.\.(?:[ \t]|$)")
+_RST_OPTION = re.compile(r"^[ \t]+:[\w-]+:")
+# Markdown images, links and link definitions; HTML tags.
+_MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)|!\[[^\]]*\]\[[^\]]*\]")
+_MD_LINK = re.compile(r"\[((?:[^\[\]]|\[[^\]]*\])*)\]\([^)]*\)|\[([^\]]+)\]\[[^\]]*\]")
+_MD_LINK_DEFINITION = re.compile(r"^[ \t]*\[[^\]]+\]:[ \t]*\S+")
+_MD_ALERT = re.compile(r"^[ \t]*>[ \t]*\[![A-Z]+\][ \t]*$")  # GitHub's "> [!NOTE]"
+_HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>|<!--.*?-->")
+_TAG_NAME = re.compile(r"</?[A-Za-z]")
+_HTML_START = re.compile(r"^[ \t]*<(?:[A-Za-z/]|!--)")
 # In pypdf's layout text, table cells on one line are separated by runs of spaces;
 # prose never has three spaces between words (two may follow a full stop).
 _CELL_GAP = re.compile(r" {3,}")
@@ -151,9 +174,106 @@ def _layout_table(text: str, lines: list[tuple[int, int]], i: int) -> tuple[list
     return blocks, j
 
 
+def without_markup(text: str) -> str:
+    """``text`` as a reader sees it: Markdown images dropped, links reduced to their
+    text, HTML tags removed. For matching; a quote stays the document's own text."""
+    text = _MD_IMAGE.sub(" ", text)
+    text = _MD_LINK.sub(lambda m: m.group(1) or m.group(2) or "", text)
+    return _HTML_TAG.sub(" ", text)
+
+
+def _has_words(text: str) -> bool:
+    return any(c.isalnum() for c in text)
+
+
+def _markup_line(line: str, kind: str) -> bool:
+    """False for a line that is markup stating nothing (see the module docstring)."""
+    if kind == "txt" and _RST_MARKUP.match(line):
+        return False
+    if kind != "md":
+        return True
+    if _MD_LINK_DEFINITION.match(line) or _MD_ALERT.match(line):
+        return False
+    # Badges, images, a list of links (a table of contents): no words outside links.
+    return not (_MD_IMAGE.search(line) or _MD_LINK.search(line)) or _has_words(
+        _BULLET.sub("", _MD_LINK.sub(" ", _MD_IMAGE.sub(" ", line)), count=1)
+    )
+
+
+def _html_text(
+    text: str, start: int, end: int, in_tag: bool
+) -> tuple[tuple[int, int] | None, bool]:
+    """The span of a Markdown HTML line's text between its tags (None: it has none),
+    and whether the line ends inside a tag that goes on to the next line."""
+    if in_tag:
+        close = text.find(">", start, end)
+        if close == -1:
+            return None, True
+        start = close + 1
+    last = text.rfind("<", start, end)
+    open_at_end = (
+        last != -1 and text.find(">", last, end) == -1 and bool(_TAG_NAME.match(text, last))
+    )
+    if open_at_end:
+        end = last
+    runs: list[tuple[int, int]] = []
+    pos = start
+    for tag in _HTML_TAG.finditer(text, start, end):
+        runs.append((pos, tag.start()))
+        pos = tag.end()
+    runs.append((pos, end))
+    runs = [(s, e) for s, e in runs if _has_words(text[s:e])]
+    if not runs:
+        return None, open_at_end
+    return strip_span(text, runs[0][0], runs[-1][1]), open_at_end
+
+
+# Lines of hard-wrapped text shorter than this share of the wrap width were ended by
+# their author, not by the wrapping: date lines, a list without bullets. Two of them in
+# a row, the second starting a new statement, are two blocks.
+_SHORT_LINE_SHARE = 0.55
+
+
+def _line_break(prev: str, line: str, wrap: int) -> bool:
+    """Whether ``line`` starts a new block after ``prev``, a short line of a
+    hard-wrapped paragraph (a line its author ended, not the wrapping). Not a line
+    indented deeper: that is a term's description (a man page's option), which
+    belongs with its term."""
+    if _indent(line) > _indent(prev):
+        return False
+    prev, line = prev.strip(), line.strip()
+    # Both lines short: a list of lines (a line that merely breaks a sentence early, as
+    # in sources written one clause a line, is followed by a longer one).
+    if not wrap or not prev or max(len(prev), len(line)) >= _SHORT_LINE_SHARE * wrap:
+        return False
+    if prev.endswith((",", "-", "(", "/", "&")) or prev.split()[-1].lower() in _FUNCTION_WORDS:
+        return False  # the sentence goes on
+    # The next word would have fitted on the short line: the author broke it there.
+    if len(prev) + 1 + len(line.split()[0]) > wrap:
+        return False
+    return line[:1].isupper() or line[:1].isdigit() or line[:1] in "[\"'*"
+
+
+def _opens_tag(line: str) -> bool:
+    """The line leaves an HTML tag open: its last "<" starts a tag not closed on it."""
+    last = line.rfind("<")
+    return last != -1 and line.rfind(">") < last and bool(_TAG_NAME.match(line, last))
+
+
+def _navigation(text: str) -> bool:
+    return bool(_NAVIGATION.match(" ".join(text.split())))
+
+
 def blocks(doc: Document) -> Iterator[Block]:
     """The document's blocks, in order: headings, list items, paragraphs (hard-wrapped
-    lines joined), table rows and code lines."""
+    lines joined), table rows and code lines; markup that states nothing left out."""
+    for block in _blocks(doc):
+        if block.kind in ("para", "heading") and _navigation(doc.text[block.start : block.end]):
+            continue
+        yield block
+
+
+def _blocks(doc: Document) -> Iterator[Block]:
     text = doc.text
     lines = list(_lines(text, doc.body_start, len(text)))
     plain = doc.kind in ("txt", "pdf")
@@ -163,6 +283,8 @@ def blocks(doc: Document) -> Iterator[Block]:
     block_kind = "para"
     block_lines = 0
     fenced = False
+    in_tag = False  # inside an HTML tag that spans lines (Markdown)
+    rst_markup: int | None = None  # the indentation of the rST markup line just dropped
 
     def flush() -> Iterator[Block]:
         nonlocal block_start
@@ -190,6 +312,22 @@ def blocks(doc: Document) -> Iterator[Block]:
             continue
         if not line.strip() or _UNDERLINE.match(line):
             yield from flush()
+            continue
+        if doc.kind == "md" and (in_tag or _opens_tag(line) or _HTML_START.match(line)):
+            # HTML in Markdown, a tag possibly written over several lines: only the
+            # text between tags is read.
+            yield from flush()
+            html_text, in_tag = _html_text(text, ls, le, in_tag)
+            if html_text is not None:
+                yield Block(*html_text, "para")
+            continue
+        if rst_markup is not None and _indent(line) > rst_markup and _RST_OPTION.match(line):
+            continue  # a directive's options (":target: URL") belong to the directive
+        rst_markup = None
+        # Markup lines start a block; a link that goes on a sentence stays in it.
+        if (block_start is None or _BULLET.match(line)) and not _markup_line(line, doc.kind):
+            yield from flush()
+            rst_markup = _indent(line) if _RST_MARKUP.match(line) else None
             continue
         if "|" in line and _TABLE_SEPARATOR.match(nxt) and "|" in nxt:
             yield from flush()
@@ -241,9 +379,10 @@ def blocks(doc: Document) -> Iterator[Block]:
             unfinished = not prev.rstrip().endswith((".", "!", "?", ":", ";", ")"))
             filled = bool(wrap) and len(prev.strip()) >= _WRAPPED_LINE_SHARE * wrap
             continues = unfinished and (line.lstrip()[:1].islower() or filled)
-            if not continues and (
-                step >= _INDENT_STEP or (step <= -_INDENT_STEP and block_lines > 1)
-            ):
+            if (
+                not continues
+                and (step >= _INDENT_STEP or (step <= -_INDENT_STEP and block_lines > 1))
+            ) or _line_break(prev, line, wrap):
                 yield from flush()
         if block_start is None:
             block_start, block_kind, block_lines = ls, "para", 0

@@ -22,14 +22,16 @@ from typing import Any
 
 from langchain_text_splitters import TextSplitter
 
-from rag.blocks import blocks, pipe_cells, strip_span
+from rag.blocks import blocks, pipe_cells, strip_span, without_markup
 from rag.types import Chunk, Document, Span
 
 # Bumped whenever a change to loading or splitting changes the chunks of a document
 # that did not change: an index built by another version is re-chunked by the next
 # ingest (see rag.ingest), and queries refuse it until then (ids would not match).
 # 2: hard-wrapped lines joined, table rows with headers, code lines, PDF layout text.
-CHUNKER_VERSION = 2
+# 3: markup that states nothing dropped (navigation, rST directives, badges, HTML and
+#    link-only lines); Markdown links matched by their text.
+CHUNKER_VERSION = 3
 
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9])")
 _ABBREVIATIONS = {
@@ -92,11 +94,14 @@ def _row_match_text(row: str, header: str) -> str:
 
 def match_text(doc: Document, span_text: str, header: str = "") -> str:
     """The text used to embed and match a sentence: whitespace collapsed, PDF line-end
-    hyphens joined, table rows paired with their headers. Never quoted."""
+    hyphens joined, table rows paired with their headers, Markdown links reduced to
+    their text and HTML tags dropped. Never quoted."""
     if header and span_text.lstrip().startswith("|"):
-        return _row_match_text(span_text, header)
+        return _row_match_text(without_markup(span_text), header)
     if doc.kind == "pdf":
         span_text = _dehyphenate(span_text, doc.text)
+    elif doc.kind == "md":
+        span_text = without_markup(span_text)
     return " ".join(span_text.split())
 
 

@@ -111,6 +111,38 @@ def test_metrics_on_hand_made_answers() -> None:
     ]
 
 
+def quoting(quotes: list[str]) -> dict[str, Any]:
+    """An extractive answer quoting ``quotes`` in order, one sentence each."""
+    reply = answer(" ".join(quotes), None)
+    for n, quote in enumerate(quotes, start=1):
+        start = TEXT.index(quote)
+        reply["citations"].append({"id": n, "source": "trainium-article.md", "title": "t",
+                                   "page": None, "quote": quote, "start": start,
+                                   "end": start + len(quote)})  # fmt: skip
+    reply["sentences"] = [{"text": q, "citations": [n]} for n, q in enumerate(quotes, start=1)]
+    return reply
+
+
+def test_the_expected_fact_must_be_in_the_first_two_quotes() -> None:
+    facts = CorpusFacts([TEXT])
+    case = Case("c", "answerable", "Does Amazon sell its chips?", expected=(("does not sell",),))
+    others = ["The newest version, Trainium 3, was launched in December.",
+              "Instead, AWS uses Trainium chips in its own data centres and rents computing "
+              "power to customers."]  # fmt: skip
+
+    second = score_case(case, quoting([others[0], QUOTE]), 1.0, DOCS, facts)
+    assert second.correct and second.correct_anywhere
+    third = score_case(case, quoting([*others, QUOTE]), 1.0, DOCS, facts)
+    assert not third.correct and third.correct_anywhere
+    assert any("first 2 quotes" in r for r in third.reasons)
+
+    summary = aggregate([second, third])
+    assert summary["correctness"] == 0.5 and summary["correctness_anywhere"] == 1.0
+    assert summary["answered"] == 2 and summary["mean_quoted_sentences"] == 2.5
+    chars = (len(others[0]) + len(QUOTE)) + (len(others[0]) + len(others[1]) + len(QUOTE))
+    assert summary["mean_quoted_chars"] == chars / 2
+
+
 def test_latency_percentiles_are_measured_values() -> None:
     latencies = [40.0, 10.0, 30.0, 20.0, 50.0]
     assert percentile(latencies, 50) == 30.0

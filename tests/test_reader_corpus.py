@@ -41,7 +41,7 @@ def test_every_document_is_listed_once_with_its_origin() -> None:
     assert sorted(listed) == on_disk
     assert len(set(listed)) == len(listed)
     for doc in sources():
-        assert REQUIRED_KEYS <= set(doc), doc["file"]
+        assert set(doc) >= REQUIRED_KEYS, doc["file"]
         assert all(str(doc[k]).strip() for k in REQUIRED_KEYS), doc["file"]
         assert doc["registry"] in ("debian", "npm", "pypi (sdist)"), doc["file"]
 
@@ -77,3 +77,49 @@ def test_no_reserved_licence_language_or_freedesktop_document() -> None:
         assert doc["package"].lower() not in LANGUAGE_PACKAGES, doc["file"]
         assert not re.search(r"licen[cs]e|copying|copyright", name + " " + original), name
         assert "freedesktop" not in original and "xdg" not in name, name
+
+
+def test_every_label_is_consistent_with_its_document() -> None:
+    """What `python -m evals.benchmark check` checks, on every case file: facts and
+    quotes are in the loaded text and each answer span holds its fact."""
+    from evals.benchmark import problems
+    from evals.schema import ANSWERING_KINDS, REFUSING_KINDS, load_case_file
+
+    files = sorted((READER / "cases").glob("*.yaml"))
+    assert files, "no case files"
+    listed = {d["file"] for d in sources()}
+    ids: set[str] = set()
+    bad: list[str] = []
+    for path in files:
+        for case in load_case_file(path):
+            assert case.document in listed, case.id
+            assert case.id not in ids, f"duplicate id {case.id}"
+            ids.add(case.id)
+            assert case.kind in ANSWERING_KINDS + REFUSING_KINDS, case.id
+            if case.kind in ANSWERING_KINDS:
+                assert case.spans, f"{case.id}: no answer span (run evals.reader_labels anchor)"
+            bad += [f"{case.id}: {p}" for p in problems(case)]
+    assert bad == []
+
+
+def test_anchor_finds_facts_inside_their_quote_across_line_wraps(tmp_path: Path) -> None:
+    from evals.reader_labels import anchor_case, loaded_text
+
+    text = loaded_text("xz-faq.txt")
+    # A passage of the FAQ that the file wraps over two lines, written on one.
+    lines = [ln.strip() for ln in text.splitlines()]
+    i = next(
+        n for n, ln in enumerate(lines) if len(ln.split()) >= 6 and len(lines[n + 1].split()) >= 6
+    )
+    quote = f"{lines[i]} {lines[i + 1]}"
+    fact = lines[i + 1].split()[-1]
+    spans, problems = anchor_case({"expected": [[fact]], "expected_quote": [quote]}, text)
+    assert problems == [] and spans is not None
+    ((start, end),) = spans
+    assert text[start:end].lower() == fact.lower()
+    assert start > text.index(lines[i])  # the occurrence inside the quote, not an earlier one
+
+    _, problems = anchor_case({"expected": [["no such fact"]], "expected_quote": [quote]}, text)
+    assert problems == ["fact not inside its quote: no such fact"]
+    _, problems = anchor_case({"expected": [[fact]], "expected_quote": ["not in this FAQ"]}, text)
+    assert problems and problems[0].startswith("quote not in the loaded text")

@@ -152,3 +152,88 @@ def test_code_lines_and_indented_blocks_end_a_paragraph() -> None:
     md = _load("test/dotenv-README.md")
     fenced = [s for s in split_sentences(md) if s.text.startswith("require('dotenv').config()")]
     assert fenced and all("\n" not in s.text for s in fenced)
+
+
+def _doc(text: str, kind: str) -> Document:
+    return Document(source=f"x.{kind}", path="", title="x", text=text, content_hash="", kind=kind)
+
+
+MARKDOWN_WITH_MARKUP = """# widget
+
+[![npm](https://img.shields.io/npm/v/widget.svg)](https://npmjs.org/package/widget)
+[![build][ci-image]][ci-url]
+
+<p align="center">
+  <img src="logo.svg" width="120">
+</p>
+<h3 align="center">Sponsors</h3>
+<a
+  href="https://example.com/sponsor"
+  ><b>example.com</b></a
+>
+
+- [Install](#install)
+- [Usage](#usage)
+
+> [!NOTE]
+> Widgets are cached for ten minutes.
+
+All documentation is on the [widget website](https://widget.dev), with examples.
+To report a bug, open an issue on the
+[tracker](https://github.com/widget/widget/issues).
+
+[ci-image]: https://ci.example/badge.svg
+[ci-url]: https://ci.example/widget
+"""
+
+
+def test_markdown_markup_that_states_nothing_is_never_a_unit() -> None:
+    doc = _doc(MARKDOWN_WITH_MARKUP, "md")
+    chunks = sentence_windows(doc)
+    texts = [c.text for c in chunks]
+    for chunk in chunks:
+        assert chunk.text == doc.text[chunk.start : chunk.end]
+        assert "shields.io" not in chunk.text and "ci.example" not in chunk.text
+        assert not chunk.text.lstrip().startswith(("<", "[!", "[Install", "[Usage", ">\n"))
+    # An HTML line that wraps text keeps only the text; a tag over several lines too.
+    assert "Sponsors" in texts and "example.com" in texts
+    # A link inside a sentence stays in the quote (quotes are exact) but is matched
+    # by its text; a link that goes on a sentence on the next line stays with it.
+    docs_line = next(c for c in chunks if c.text.startswith("All documentation"))
+    assert "](https://widget.dev)" in docs_line.text
+    assert docs_line.search_text == "All documentation is on the widget website, with examples."
+    bug = next(c for c in chunks if c.text.startswith("To report a bug"))
+    assert bug.text.endswith("issues).") and "tracker" in bug.search_text
+
+
+def test_restructuredtext_markup_and_manual_navigation_are_left_out() -> None:
+    rst = _doc(
+        "Usage\n=====\n\n.. |badge| image:: https://img.example/b.svg\n   :target: https://x\n\n"
+        ".. code:: python\n\n    import widget\n\n.. note::\n\n   Widgets are cached.\n\n"
+        "Call widget.run() to start.\n",
+        "txt",
+    )
+    texts = [c.text for c in sentence_windows(rst)]
+    assert not any(t.startswith((".. ", ":target:")) for t in texts), texts
+    assert {"import widget", "Widgets are cached.", "Call widget.run() to start."} <= set(texts)
+    manual = _load("dev/bc-manual.html")
+    quotes = [c.text for c in sentence_windows(manual)]
+    assert not any(re.match(r"(Next|Previous|Up):", q) for q in quotes)
+    assert any(q.startswith("The maximum output base") for q in quotes)
+
+
+def test_a_list_of_short_lines_is_one_unit_a_line() -> None:
+    # Vixie cron's release dates: one date a line, no bullets, in hard-wrapped text.
+    texts = [" ".join(s.text.split()) for s in split_sentences(_load("dev/cron-README.txt"))]
+    assert "December 27, 1993" in texts and "[V2.1 was May 29, 1991]" in texts
+    # Short lines that merely break a sentence early (one clause a line) stay joined.
+    clause_lines = _doc(
+        "x " * 60 + "\n\n``widget`` works on any platform\n(Linux, Windows, Mac, FreeBSD, "
+        "NetBSD, Solaris/SunOS),\nin any console or in a GUI, and is also friendly with "
+        "IPython/Jupyter notebooks.\n"
+        + ("A long line of prose that fills the width. " * 2 + "\n")
+        * 12,
+        "txt",
+    )
+    joined = [" ".join(s.text.split()) for s in split_sentences(clause_lines)]
+    assert any(t.startswith("``widget`` works on any platform (Linux") for t in joined), joined
