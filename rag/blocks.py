@@ -11,7 +11,8 @@ column headers with it) and fenced code lines. Offsets are exact:
 Markup that states nothing never becomes a block, so it is never matched or quoted:
 manual navigation lines ("Next: ..., Previous: ..., Up: ..."), reStructuredText
 comments, directives and targets (``.. |badge| image:: ...``), Markdown lines that are
-only images, badges, links or link definitions, and HTML lines with no text. An HTML
+only images, badges, links into the page (a table of contents) or link definitions, and
+HTML lines with no text. An HTML
 line that wraps text (``<h3 align="center">Sponsors</h3>``) keeps only its text.
 """
 
@@ -194,10 +195,20 @@ def _markup_line(line: str, kind: str) -> bool:
         return True
     if _MD_LINK_DEFINITION.match(line) or _MD_ALERT.match(line):
         return False
-    # Badges, images, a list of links (a table of contents): no words outside links.
-    return not (_MD_IMAGE.search(line) or _MD_LINK.search(line)) or _has_words(
-        _BULLET.sub("", _MD_LINK.sub(" ", _MD_IMAGE.sub(" ", line)), count=1)
-    )
+    # Badges and images, and a table of contents (links into the page itself): no
+    # words once images and in-page links are gone. A link's own text stays ("[MIT]
+    # (LICENSE)" under "License" says the licence).
+    if not (_MD_IMAGE.search(line) or _MD_LINK.search(line)):
+        return True
+    text = _MD_LINK.sub(_link_text, _MD_IMAGE.sub(" ", line))
+    return _has_words(_BULLET.sub("", text, count=1))
+
+
+def _link_text(link: re.Match[str]) -> str:
+    """A Markdown link's text, or nothing for a link into the page (``(#usage)``)."""
+    if link.group(0).endswith("(#") or "](#" in link.group(0):
+        return " "
+    return link.group(1) or link.group(2) or ""
 
 
 def _html_text(
@@ -301,7 +312,9 @@ def _blocks(doc: Document) -> Iterator[Block]:
         prev = text[lines[i - 1][0] : lines[i - 1][1]] if i else ""
         nxt = text[lines[i + 1][0] : lines[i + 1][1]] if i + 1 < len(lines) else ""
         i += 1
-        if _FENCE.match(line):
+        # "~~~" under a title is its underline (reStructuredText, setext), not a fence.
+        underline = not fenced and prev.strip() and _UNDERLINE.match(line)
+        if _FENCE.match(line) and not underline:
             yield from flush()
             fenced = not fenced
             continue

@@ -182,6 +182,10 @@ All documentation is on the [widget website](https://widget.dev), with examples.
 To report a bug, open an issue on the
 [tracker](https://github.com/widget/widget/issues).
 
+## License
+
+[MIT](LICENSE)
+
 [ci-image]: https://ci.example/badge.svg
 [ci-url]: https://ci.example/widget
 """
@@ -204,6 +208,9 @@ def test_markdown_markup_that_states_nothing_is_never_a_unit() -> None:
     assert docs_line.search_text == "All documentation is on the widget website, with examples."
     bug = next(c for c in chunks if c.text.startswith("To report a bug"))
     assert bug.text.endswith("issues).") and "tracker" in bug.search_text
+    # A line that is one link still says something by its text: the licence.
+    licence = next(c for c in chunks if c.heading == "License" and not c.is_heading)
+    assert licence.text == "[MIT](LICENSE)" and licence.search_text == "MIT"
 
 
 def test_restructuredtext_markup_and_manual_navigation_are_left_out() -> None:
@@ -237,3 +244,17 @@ def test_a_list_of_short_lines_is_one_unit_a_line() -> None:
     )
     joined = [" ".join(s.text.split()) for s in split_sentences(clause_lines)]
     assert any(t.startswith("``widget`` works on any platform (Linux") for t in joined), joined
+
+
+def test_a_tilde_underline_in_plain_text_is_not_a_code_fence() -> None:
+    # reStructuredText underlines section titles with "~~~~"; read as a Markdown fence,
+    # every following line became a code unit and sentences broke at each line end.
+    doc = _doc(
+        "lftp\n~~~~\n\nlftp is a file transfer program. BitTorrent protocol is supported "
+        "as built-in\n`torrent' command. If you exit lftp when some jobs are not finished\n"
+        "yet, lftp will move itself to nohup mode in background.\n",
+        "txt",
+    )
+    texts = [" ".join(s.text.split()) for s in split_sentences(doc)]
+    assert "BitTorrent protocol is supported as built-in `torrent' command." in texts
+    assert any(t.endswith("lftp will move itself to nohup mode in background.") for t in texts)
