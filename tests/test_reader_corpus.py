@@ -123,3 +123,20 @@ def test_anchor_finds_facts_inside_their_quote_across_line_wraps(tmp_path: Path)
     assert problems == ["fact not inside its quote: no such fact"]
     _, problems = anchor_case({"expected": [[fact]], "expected_quote": ["not in this FAQ"]}, text)
     assert problems and problems[0].startswith("quote not in the loaded text")
+
+
+def test_anchor_refuses_a_reference_yaml_read_as_a_number(tmp_path: Path) -> None:
+    from evals.reader_labels import anchor_file, loaded_text
+
+    line = next(ln.strip() for ln in loaded_text("xz-faq.txt").splitlines() if len(ln) > 40)
+    fact = line.split()[-1]
+    case = tmp_path / "case.yaml"
+    body = (
+        "- id: t-a01\n  kind: answerable\n  document: xz-faq.txt\n  question: q?\n"
+        f"  expected: [['{fact}']]\n  expected_quote: ['{line}']\n  reference: {{}}\n"
+    )
+    case.write_text(body.format("30."), encoding="utf-8")
+    assert anchor_file(case) == 1
+    case.write_text(body.format("It is 30."), encoding="utf-8")
+    assert anchor_file(case) == 0
+    assert "spans:" in case.read_text(encoding="utf-8")
