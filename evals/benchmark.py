@@ -18,6 +18,7 @@ from collections import Counter
 from functools import cache
 from pathlib import Path
 
+from evals.reader_labels import DOCS_DIR as READER_DOCS  # checked the same way
 from evals.schema import ANSWERING_KINDS, BENCHMARK_DIR, REFUSING_KINDS, Case, load_case_file
 from rag.loading import load_file
 
@@ -28,10 +29,6 @@ def normalise(text: str) -> str:
     """Lower case, PDF line-end hyphens joined, whitespace collapsed."""
     text = re.sub(r"(?<=[a-z])-\s*\n\s*(?=[a-z])", "", text)
     return " ".join(text.lower().split())
-
-
-# The reader's training corpus (evals/reader/) is checked the same way.
-READER_DOCS = BENCHMARK_DIR.parent / "reader" / "docs"
 
 
 def document_path(name: str) -> Path | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from evals.benchmark import normalise
@@ -33,18 +34,23 @@ from rag.text import content_tokens
 CANDIDATES = 15  # what the pipeline retrieves for the answerer (max(3 * top_k, 15))
 
 
+def holds_expected(
+    evidence: Evidence, expected: Sequence[Sequence[str]], quotes: Sequence[str]
+) -> bool:
+    """A sentence holds an expected quote, or every expected fact (the selector's
+    training label of a positive)."""
+    text = normalise(evidence.quote)
+    if any(normalise(q) in text for q in quotes):
+        return True
+    return bool(expected) and all(any(normalise(a) in text for a in g) for g in expected)
+
+
 def holds_answer(case: Case, candidates: list[Evidence]) -> bool:
     """Whether the candidates hold the case's answer (see the module docstring)."""
     if case.spans:
         mine = [e for e in candidates if e.source == case.document]
         return all(any(e.start <= s and t <= e.end for e in mine) for s, t in case.spans)
-    for evidence in candidates:
-        text = normalise(evidence.quote)
-        if any(normalise(q) in text for q in case.expected_quote):
-            return True
-        if case.expected and all(any(normalise(a) in text for a in g) for g in case.expected):
-            return True
-    return False
+    return any(holds_expected(e, case.expected, case.expected_quote) for e in candidates)
 
 
 def answer_sentence(case: Case, view: CorpusView) -> str | None:

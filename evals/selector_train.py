@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from evals.benchmark import normalise
+from evals.candidates import CANDIDATES, holds_expected
 from evals.runner import scratch_pipeline
 from evals.schema import (
     ANSWERING_KINDS,
@@ -84,7 +84,6 @@ LABELLED_SUITES = (BENCHMARK_DIR / "dev.yaml", ARTICLE_SUITE)
 # refusal gate and the injection suite's, so the shipped weights are trained without.
 DRAFTED_DIR = SELECTOR_DIR / "drafted"
 GENERATED_DOCUMENTS = [BENCHMARK_DIR / "docs" / "dev", SELECTOR_DIR / "docs"]
-CANDIDATES = 15  # what the pipeline retrieves for the answerer (max(3 * top_k, 15))
 C_GRID = (0.03, 0.1, 0.3, 1.0)
 C_ANSWERABLE_GRID = (0.1, 1.0)
 THRESHOLDS = tuple(round(float(t), 3) for t in np.arange(0.05, 0.901, 0.025))
@@ -108,13 +107,6 @@ class Group:
     labels: np.ndarray
     kind: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-def _positive(evidence: Evidence, expected: Sequence[Sequence[str]], quotes: Sequence[str]) -> bool:
-    text = normalise(f"{evidence.quote}")
-    if any(normalise(q) in text for q in quotes):
-        return True
-    return bool(expected) and all(any(normalise(a) in text for a in g) for g in expected)
 
 
 def _same_statement(a: Evidence, b: Evidence) -> bool:
@@ -143,7 +135,7 @@ def label_suite(
         refuse = case.kind in REFUSING_KINDS
         labels = np.array(
             [
-                0 if refuse else int(_positive(e, case.expected, case.expected_quote))
+                0 if refuse else int(holds_expected(e, case.expected, case.expected_quote))
                 for e in candidates
             ]
         )

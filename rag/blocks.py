@@ -12,8 +12,8 @@ Markup that states nothing never becomes a block, so it is never matched or quot
 manual navigation lines ("Next: ..., Previous: ..., Up: ..."), reStructuredText
 comments, directives and targets (``.. |badge| image:: ...``), Markdown lines that are
 only images, badges, links into the page (a table of contents) or link definitions, and
-HTML lines with no text. An HTML
-line that wraps text (``<h3 align="center">Sponsors</h3>``) keeps only its text.
+HTML lines with no text. An HTML line that wraps text keeps only its text
+(``<h3 align="center">Sponsors</h3>`` is read as "Sponsors").
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ def _markup_line(line: str, kind: str) -> bool:
 
 def _link_text(link: re.Match[str]) -> str:
     """A Markdown link's text, or nothing for a link into the page (``(#usage)``)."""
-    if link.group(0).endswith("(#") or "](#" in link.group(0):
+    if "](#" in link.group(0):
         return " "
     return link.group(1) or link.group(2) or ""
 
