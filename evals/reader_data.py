@@ -22,7 +22,7 @@ import hashlib
 import json
 import sys
 from collections.abc import Collection, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from evals.candidates import CANDIDATES
@@ -55,19 +55,10 @@ class Candidate:
 
     @classmethod
     def of(cls, evidence: Evidence, label: int) -> Candidate:
-        return cls(
-            source=evidence.source,
-            title=evidence.title,
-            quote=evidence.quote,
-            start=evidence.start,
-            end=evidence.end,
-            heading=evidence.heading,
-            context=evidence.context,
-            is_heading=evidence.is_heading,
-            dense=round(evidence.dense, 6),
-            lexical=round(evidence.lexical, 6),
-            label=label,
-        )
+        shared = {f.name: getattr(evidence, f.name) for f in fields(cls) if f.name != "label"}
+        # Rounded: the embedder's multithreaded sums differ in the last bits.
+        shared.update(dense=round(evidence.dense, 6), lexical=round(evidence.lexical, 6))
+        return cls(**shared, label=label)
 
 
 @dataclass(frozen=True)
