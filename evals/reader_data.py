@@ -29,7 +29,7 @@ from evals.candidates import CANDIDATES
 from evals.reader_labels import DOCS_DIR, READER_DIR
 from evals.schema import ANSWERING_KINDS, REFUSING_KINDS, Case, load_suite
 from rag.question import resolve_followup
-from rag.retrieval import Evidence
+from rag.retrieval import Evidence, Retriever
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = ROOT / ".cache" / "reader"
@@ -163,10 +163,10 @@ def build(
     return [by_id[c.id] for c in cases if c.id in by_id]
 
 
-def _retrieve(retriever: object, cases: list[Case]) -> Iterator[Question]:
+def _retrieve(retriever: Retriever, cases: list[Case]) -> Iterator[Question]:
     for case in cases:
         query = resolve_followup(case.question, list(case.history))
-        found = retriever.retrieve(query, CANDIDATES)  # type: ignore[attr-defined]
+        found = retriever.retrieve(query, CANDIDATES)
         refuse = case.kind in REFUSING_KINDS
         yield Question(
             id=case.id,

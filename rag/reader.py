@@ -18,7 +18,6 @@ a "none of them" slot at logit 0 beside each question's candidates, so
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -87,21 +86,6 @@ class ReaderInfo:
     trained: dict[str, Any]
 
 
-def encode_pairs(
-    tokenizer: Any, question: str, passages: Sequence[str], max_tokens: int
-) -> dict[str, np.ndarray]:
-    """Token ids, mask and segment ids for (question, passage) pairs, padded to the
-    longest pair (not to the budget: most sentences are much shorter)."""
-    tokenizer.enable_truncation(max_length=max_tokens, strategy="longest_first")
-    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-    encodings = tokenizer.encode_batch([(question, p) for p in passages])
-    return {
-        "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-        "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-        "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
-    }
-
-
 def none_probability(logits: np.ndarray) -> float:
     """The reader's P(no candidate answers): the "none" slot (logit 0) in a softmax
     over it and the candidates."""
@@ -120,11 +104,7 @@ class Reader:
         from tokenizers import Tokenizer
 
         try:
-            text = (model_dir / INFO_FILE).read_text(encoding="utf-8")
-            # Who this reader is, for the selector fitted to its scores (the info file
-            # holds its training figures, so every retraining gives a new identity).
-            self.identity = hashlib.sha256(text.encode()).hexdigest()[:16]
-            raw = json.loads(text)
+            raw = json.loads((model_dir / INFO_FILE).read_text(encoding="utf-8"))
             if raw.get("format") != READER_FORMAT:
                 raise ValueError(f"format {raw.get('format')!r}, expected {READER_FORMAT}")
             self.info = ReaderInfo(
