@@ -45,11 +45,16 @@ def holds_expected(
     return bool(expected) and all(any(normalise(a) in text for a in g) for g in expected)
 
 
+def holds_span(case: Case, evidence: Evidence, span: Sequence[int]) -> bool:
+    """The sentence is in the case's document and contains the answer span (offsets)."""
+    start, end = span
+    return evidence.source == case.document and evidence.start <= start and end <= evidence.end
+
+
 def holds_answer(case: Case, candidates: list[Evidence]) -> bool:
     """Whether the candidates hold the case's answer (see the module docstring)."""
     if case.spans:
-        mine = [e for e in candidates if e.source == case.document]
-        return all(any(e.start <= s and t <= e.end for e in mine) for s, t in case.spans)
+        return all(any(holds_span(case, e, span) for e in candidates) for span in case.spans)
     return any(holds_expected(e, case.expected, case.expected_quote) for e in candidates)
 
 

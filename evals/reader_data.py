@@ -25,7 +25,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from evals.candidates import CANDIDATES
+from evals.candidates import CANDIDATES, holds_span
 from evals.reader_labels import DOCS_DIR, READER_DIR
 from evals.schema import ANSWERING_KINDS, REFUSING_KINDS, Case, load_suite
 from rag.question import resolve_followup
@@ -84,13 +84,6 @@ class Question:
         raw = json.loads(line)
         candidates = [Candidate(**c) for c in raw.pop("candidates")]
         return cls(candidates=candidates, **raw)
-
-
-def holds_span(case: Case, evidence: Evidence) -> bool:
-    """The sentence holds one of the case's answer spans (its own document only)."""
-    if evidence.source != case.document:
-        return False
-    return any(evidence.start <= s and t <= evidence.end for s, t in case.spans or [])
 
 
 def labelled_cases(documents: Collection[str] | None = None) -> list[Case]:
@@ -163,6 +156,11 @@ def build(
     return [by_id[c.id] for c in cases if c.id in by_id]
 
 
+def _label(case: Case, evidence: Evidence) -> int:
+    """Positive when the sentence holds one of the case's answer spans."""
+    return int(any(holds_span(case, evidence, span) for span in case.spans or []))
+
+
 def _retrieve(retriever: Retriever, cases: list[Case]) -> Iterator[Question]:
     for case in cases:
         query = resolve_followup(case.question, list(case.history))
@@ -174,7 +172,7 @@ def _retrieve(retriever: Retriever, cases: list[Case]) -> Iterator[Question]:
             kind=case.kind,
             question=case.question,
             query=query,
-            candidates=[Candidate.of(e, 0 if refuse else int(holds_span(case, e))) for e in found],
+            candidates=[Candidate.of(e, 0 if refuse else _label(case, e)) for e in found],
         )
 
 
