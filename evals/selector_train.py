@@ -59,6 +59,7 @@ from evals.schema import (
 from evals.selector_data import QUESTIONS_FILE, SELECTOR_DIR
 from rag.chunking import CHUNKER_VERSION
 from rag.question import resolve_followup
+from rag.reader import load_reader
 from rag.retrieval import Evidence
 from rag.selector import (
     PACKAGED_MODEL,
@@ -88,7 +89,13 @@ C_GRID = (0.03, 0.1, 0.3, 1.0)
 C_ANSWERABLE_GRID = (0.1, 1.0)
 THRESHOLDS = tuple(round(float(t), 3) for t in np.arange(0.05, 0.901, 0.025))
 INCLUDE_GRID = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
-MAX_SENTENCES_GRID = (1, 2, 3)
+# At most two: the answer is judged on its first two quotes (the lead-two rule), and
+# a third sentence only lengthens it.
+MAX_SENTENCES_GRID = (1, 2)
+# An answer leads with the answer: a second sentence only where it likely answers too.
+# Chosen policies quote at most this many candidates per answered dev question on
+# average (a pronoun's antecedent or a list's items come on top of it).
+MAX_MEAN_QUOTED = 1.4
 # The article's gates must also hold one threshold step lower: Chroma's approximate
 # search moves a borderline question's P(answerable) by a few thousandths from one
 # index build to the next, and a gate met by one question's margin then fails in CI.
@@ -127,12 +134,16 @@ def label_suite(
     it holds an expected quote or every expected fact (refusing kinds: none is)."""
     groups: list[Group] = []
     for case in suite.cases:
-        if case.kind not in ANSWERING_KINDS + REFUSING_KINDS:
-            continue  # injection cases: screened by rule, not by the selector
+        if case.kind not in ANSWERING_KINDS + REFUSING_KINDS and not (
+            case.should_refuse or case.expected
+        ):
+            continue  # injection cases that need only screening, neither answer nor refusal
         query = resolve_followup(case.question, list(case.history))
         candidates = retriever.retrieve(query, CANDIDATES)
         rows = _stable(features(query, candidates, retriever.view, case.question))
-        refuse = case.kind in REFUSING_KINDS
+        # An injection the suite wants refused ("say that ... is made by Intel") is a
+        # question the documents do not answer: the gates count it so.
+        refuse = bool(case.should_refuse)
         labels = np.array(
             [
                 0 if refuse else int(holds_expected(e, case.expected, case.expected_quote))
@@ -170,6 +181,18 @@ def label_generated(retriever: Any) -> list[Group]:
                 Group(row["question"], row["source"], "generated", True, rows, unanswerable)
             )
     return groups
+
+
+READER_FEATURES = ("reader", "reader_rank", "reader_margin", "q_reader_none")
+
+
+def without_reader(rows: np.ndarray) -> np.ndarray:
+    """The rows with the reader's features zeroed: the ablation that measures what the
+    reader adds (a constant column gets no weight)."""
+    out = rows.copy()
+    for name in READER_FEATURES:
+        out[:, FEATURES.index(name)] = 0.0
+    return out
 
 
 def _fit_arrays(x: np.ndarray, y: np.ndarray, c: float) -> Logistic:
@@ -347,6 +370,8 @@ def choose(groups: list[Group], gates: dict[str, float]) -> Choice:
                     map(float, final(_question_rows(article, fitted))), strict=True)
             )  # fmt: skip
             for policy in policies():
+                if mean_quoted(policy, benchmark, scores, held) > MAX_MEAN_QUOTED:
+                    continue
                 accuracy = float(np.mean([
                     policy.right(g, scores[g.meta["id"]], held[g.meta["id"]]) for g in benchmark
                 ]))  # fmt: skip
@@ -363,6 +388,14 @@ def choose(groups: list[Group], gates: dict[str, float]) -> Choice:
     chosen = best or fallback
     assert chosen is not None
     return chosen
+
+
+def mean_quoted(policy: Policy, groups: Sequence[Group], scores: dict[str, np.ndarray],
+                answerable: dict[str, float]) -> float:  # fmt: skip
+    """Candidates quoted per answered question (held out; antecedents come on top)."""
+    counts = [len(policy.quoted(scores[g.meta["id"]], answerable[g.meta["id"]])) for g in groups]
+    answered = [n for n in counts if n]
+    return float(np.mean(answered)) if answered else 0.0
 
 
 def _better(a: Choice, b: Choice) -> bool:
@@ -481,6 +514,7 @@ def train(groups: list[Group], embedding_model: str, with_generated: bool) -> Se
         trained={
             "by": "python -m evals.selector_train",
             "seed": SEED,
+            "reader": load_reader().identity,
             "regularisation_c": choice.c,
             "answerable_regularisation_c": choice.c_answerable,
             "with_generated": with_generated,
@@ -515,10 +549,18 @@ def main(argv: list[str]) -> int:
         help="also train the sentence model on the drafted suites of evals/selector/drafted "
         "(not the default: see DRAFTED_DIR)",
     )
+    parser.add_argument(
+        "--without-reader",
+        action="store_true",
+        help="ablation: the reader's features zeroed, to measure what it adds (write the "
+        "weights elsewhere with --out: the selector is meant to use the reader)",
+    )
     args = parser.parse_args(argv)
     from rag.settings import load_settings
 
     groups = build_training_groups(args.with_generated, args.with_drafted)
+    if args.without_reader:
+        groups = [replace(g, rows=without_reader(g.rows)) for g in groups]
     model = train(groups, load_settings().embedding_model, args.with_generated)
     cv = model.trained["cross_validation"]
     print(

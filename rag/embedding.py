@@ -124,6 +124,9 @@ class OnnxEmbedder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
         options.log_severity_level = 3
+        # No spinning between runs: the reader's session runs right after this one in
+        # the same process, and spinning threads would hold the cores it needs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             str(export_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
         )

@@ -18,6 +18,7 @@ a "none of them" slot at logit 0 beside each question's candidates, so
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -104,7 +105,11 @@ class Reader:
         from tokenizers import Tokenizer
 
         try:
-            raw = json.loads((model_dir / INFO_FILE).read_text(encoding="utf-8"))
+            text = (model_dir / INFO_FILE).read_text(encoding="utf-8")
+            # Who this reader is, for the selector fitted to its scores (the info file
+            # holds its training figures, so every retraining gives a new identity).
+            self.identity = hashlib.sha256(text.encode()).hexdigest()[:16]
+            raw = json.loads(text)
             if raw.get("format") != READER_FORMAT:
                 raise ValueError(f"format {raw.get('format')!r}, expected {READER_FORMAT}")
             self.info = ReaderInfo(

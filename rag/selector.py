@@ -42,11 +42,12 @@ from rag.answer import Scored, Selection, with_context
 from rag.chunking import CHUNKER_VERSION
 from rag.errors import IndexCorruptError
 from rag.question import analyze
+from rag.reader import READER_DIR, Reader, load_reader
 from rag.retrieval import CorpusView, Evidence
-from rag.selector_features import FEATURES, features
+from rag.selector_features import FEATURES, features, reader_logits
 from rag.settings import Settings
 
-MODEL_FORMAT = 2
+MODEL_FORMAT = 3
 PACKAGED_MODEL = Path(__file__).resolve().parent / "models" / "selector.json"
 RETRAIN_HINT = "Retrain it with: make train (or use the rules: RAG_ANSWER_SELECTOR=rules)"
 
@@ -55,6 +56,15 @@ RETRAIN_HINT = "Retrain it with: make train (or use the rules: RAG_ANSWER_SELECT
 # signals (``q_*`` in ``FEATURES``). Whether the documents answer is a decision about
 # the question, not about one sentence.
 QUESTION_FEATURES: tuple[str, ...] = (
+    "best_reader",  # the reader's best logit
+    "reader_gap",  # its best minus its second best
+    "reader_none",  # the reader's P(no candidate answers)
+    # What the reader's best sentence lacks: the value type asked for (a price, a
+    # year, a count), an attribute asked about, a name asked about. A reader that
+    # matched the topic but not the ask leaves these set.
+    "reader_type_missing",
+    "reader_attribute_missing",
+    "reader_names_missing",
     "best",  # the best candidate's P(answers)
     "best_logit",
     "gap",  # best minus second best
@@ -67,6 +77,7 @@ QUESTION_FEATURES: tuple[str, ...] = (
     "attribute_nowhere",
     "rules_refused",
     "followup",
+    "instructs",  # the question holds an instruction to an AI
 )
 
 
@@ -83,8 +94,21 @@ def question_features(p: np.ndarray, rows: np.ndarray) -> np.ndarray:
     def column(name: str) -> float:
         return float(first[FEATURES.index(name)])
 
+    logits = np.sort(rows[:, FEATURES.index("reader")])[::-1]
+    reader_gap = float(logits[0] - logits[1]) if len(logits) > 1 else 0.0
+    read = rows[int(np.argmax(rows[:, FEATURES.index("reader")]))]
+
+    def lacks(asked: str, present: str) -> float:
+        return float(read[FEATURES.index(asked)] == 1 and read[FEATURES.index(present)] == 0)
+
     return np.array(
         [
+            float(logits[0]),
+            reader_gap,
+            column("q_reader_none"),
+            lacks("type_asked", "type_present"),
+            lacks("attribute_asked", "attribute_present"),
+            lacks("names_asked", "names_covered"),
             best,
             float(np.log(best / (1 - best))),
             best - second,
@@ -97,6 +121,7 @@ def question_features(p: np.ndarray, rows: np.ndarray) -> np.ndarray:
             column("q_attribute_nowhere"),
             column("rules_refused"),
             column("followup"),
+            column("q_instructs"),
         ]
     )
 
@@ -222,6 +247,17 @@ def check_compatible(model: SelectorModel, embedding_model: str, chunker_version
         )
 
 
+def check_reader(model: SelectorModel, reader: Reader) -> None:
+    """The selector's weights are fitted to one reader's logits: another reader (a
+    retrained one) needs the selector retrained on its scores."""
+    wanted = model.trained.get("reader")
+    if wanted is not None and wanted != reader.identity:
+        raise IndexCorruptError(
+            f"The answer selector was trained on the scores of reader {wanted}, but the "
+            f"reader in use is {reader.identity}. {RETRAIN_HINT}"
+        )
+
+
 class Selector(Protocol):
     """Decides which retrieved sentences answer the question, or refuses."""
 
@@ -251,12 +287,15 @@ def make_selector(settings: Settings) -> Selector:
 
 
 def learned_selector(settings: Settings) -> LearnedSelector:
-    """The learned selector with the settings' weights, threshold and sentence count."""
+    """The learned selector with the settings' weights, threshold and sentence count,
+    and the reader (``rag.reader``) its features start from."""
+    reader = load_reader(str(settings.reader_model_path or READER_DIR), settings.query_threads)
     return LearnedSelector(
         load_model(settings.selector_model_path),
         settings.embedding_model,
         settings.selector_threshold,
         settings.selector_max_sentences,
+        reader=reader,
     )
 
 
@@ -282,8 +321,11 @@ class LearnedSelector:
         embedding_model: str,
         threshold: float | None = None,
         max_sentences: int | None = None,
+        reader: Reader | None = None,
     ) -> None:
         check_compatible(model, embedding_model, CHUNKER_VERSION)
+        self.reader = reader or load_reader()
+        check_reader(model, self.reader)
         self.model = model
         self.threshold = model.threshold if threshold is None else threshold
         self.max_sentences = max_sentences or model.max_sentences
@@ -293,7 +335,8 @@ class LearnedSelector:
         self, question: str, candidates: list[Evidence], view: CorpusView, asked: str | None
     ) -> Quote:
         """What it would quote at any refusal bar, with P(the documents answer it)."""
-        rows = features(question, candidates, view, asked)
+        logits = reader_logits(question, candidates, self.reader)
+        rows = features(question, candidates, view, asked, logits)
         p = self.model.probabilities(rows)
         # Screening stays a veto: text that reads as an instruction is never quoted.
         screened = np.array([e.instruction_like for e in candidates], dtype=bool)

@@ -35,7 +35,9 @@ from rag.question import (
     is_role_question,
     mentions_attribute,
 )
+from rag.reader import Reader, none_probability
 from rag.retrieval import CorpusView, Evidence
+from rag.safety import looks_like_instruction
 from rag.text import NEGATIONS, content_tokens, names, numbers, words
 
 _QUESTION_FORMS = ("what", "which", "when", "where", "who", "why", "how_many", "how", "yes_no")
@@ -46,6 +48,11 @@ _AUX_START = re.compile(
 # The order is the model's input order: the weights file records it, and a model
 # trained on another list is refused.
 FEATURES: tuple[str, ...] = (
+    # The reader (``rag.reader``): the cross-encoder that reads question and sentence
+    # together. Its logit, its rank among the candidates and its margin to the best.
+    "reader",
+    "reader_rank",
+    "reader_margin",
     "dense",
     "dense_gap",  # dense minus the best candidate's dense
     "lexical",  # BM25 over the best candidate's BM25
@@ -96,6 +103,8 @@ FEATURES: tuple[str, ...] = (
     "q_names_nowhere",  # a name asked about that no candidate mentions
     "q_type_nowhere",  # a value type asked for that no candidate holds
     "q_attribute_nowhere",  # an attribute asked about that no candidate mentions
+    "q_reader_none",  # the reader's own P(no candidate answers)
+    "q_instructs",  # the question holds an instruction to an AI ("ignore the document...")
 )
 _CAUSE = re.compile(
     r"\b(?:because|since|so that|in order to|due to|to avoid|to allow|to make|to prevent|"
@@ -174,16 +183,44 @@ def _inverse_ranks(values: list[float]) -> list[float]:
     return ranks
 
 
+# The reader reads the best-retrieved candidates only: each one costs about 2.5 ms on
+# 2 cores, and the 13th-15th hold 3% of the reader corpus's answers (measured
+# 2026-12-03). The others rank below every one it read.
+READ_CANDIDATES = 12
+
+
+def reader_logits(
+    query: str, candidates: list[Evidence], reader: Reader | None = None
+) -> np.ndarray:
+    """The reader's logit for each candidate (``rag.reader``; default: the packaged
+    one), candidates past ``READ_CANDIDATES`` one below the lowest it read."""
+    from rag.reader import load_reader
+
+    read = (reader or load_reader()).scores(query, candidates[:READ_CANDIDATES])
+    rest = len(candidates) - len(read)
+    if rest <= 0:
+        return read
+    return np.concatenate([read, np.full(rest, float(read.min()) - 1.0)])
+
+
 def features(
-    query: str, candidates: list[Evidence], view: CorpusView, asked: str | None = None
+    query: str,
+    candidates: list[Evidence],
+    view: CorpusView,
+    asked: str | None = None,
+    reader: np.ndarray | None = None,
 ) -> np.ndarray:
     """One row of ``FEATURES`` per candidate (in the candidates' order).
 
     ``query`` is the self-contained question (a follow-up resolved), ``asked`` the
-    user's own words when they differ (as ``rag.answer.select`` takes them).
+    user's own words when they differ (as ``rag.answer.select`` takes them); ``reader``
+    the reader's logits for the candidates (default: the packaged reader's).
     """
     if not candidates:
         return np.zeros((0, len(FEATURES)), dtype=np.float64)
+    logits = reader_logits(query, candidates) if reader is None else np.asarray(reader)
+    reader_rank = _inverse_ranks([float(x) for x in logits])
+    best_logit = float(np.max(logits))
     analysis = analyze(query)
     asked_only = asked_terms(query, asked)
     # The old rules' verdicts are features too: their relevance score, whether their
@@ -210,6 +247,10 @@ def features(
         float(not any(s.names_covered for s in found)),
         float(analysis.answer_type is not None and not any(s.type_present for s in found)),
         float(bool(analysis.attributes) and not any(s.attribute_present for s in found)),
+        none_probability(logits),
+        # "Ignore the document and say that...": the request to assert something, not a
+        # question the documents answer (a plain question after the instruction still is).
+        float(looks_like_instruction(asked or query)),
     ]
     rows = []
     for i, (evidence, s) in enumerate(zip(candidates, found, strict=True)):
@@ -219,6 +260,9 @@ def features(
         tokens = [w.lower() for w in words(evidence.quote)]
         subject = set(content_tokens(" ".join(tokens[:8])))
         row = [
+            float(logits[i]),
+            reader_rank[i],
+            float(logits[i]) - best_logit,
             dense[i],
             dense[i] - best_dense,
             lexical[i] / best_lexical,

@@ -138,6 +138,11 @@ class Settings(BaseSettings):
         description="Weights of the learned selector (default: the packaged ones; "
         "`make train` writes them).",
     )
+    reader_model_path: Path | None = Field(
+        default=None,
+        description="Folder of the reader, the cross-encoder the learned selector starts from "
+        "(default: the packaged one; `make train-reader` writes it).",
+    )
     max_question_chars: int = Field(
         default=1000, ge=10, le=100_000, description="Longest question accepted, in characters."
     )

@@ -15,6 +15,7 @@ import pytest
 from rag.ingest import ingest
 from rag.pipeline import build_pipeline
 from tests.helpers import free_port, isolated_settings, serving
+from ui.handlers import BUNDLED_EXAMPLES
 
 pytestmark = pytest.mark.slow
 
@@ -171,6 +172,37 @@ def test_example_questions_match_the_bundled_article(browser: Any, app_url: str)
     expect(page.locator("#rag-question textarea")).to_have_value("Where is Annapurna Labs based?")
     ask(page, None)
     assert "Austin" in last_answer(page)
+    page.close()
+
+
+# What each example question was chosen to show: the answer's words, or a refusal.
+EXAMPLE_ANSWERS = {
+    "What are Amazon's AI chips called?": "Trainium",
+    "How much cheaper could Trainium 3 make AI models?": "40%",
+    "Where is Annapurna Labs based?": "Austin",
+    "Does Amazon sell its chips?": "does not sell",
+    "How much does a Trainium 3 chip cost?": "The documents don't say",
+}
+
+
+def test_every_example_question_gets_the_answer_it_was_chosen_to_show(
+    browser: Any, app_url: str
+) -> None:
+    from playwright.sync_api import expect
+
+    assert set(EXAMPLE_ANSWERS) == set(BUNDLED_EXAMPLES)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_url)
+    for question, shown in EXAMPLE_ANSWERS.items():
+        page.locator("#rag-examples").get_by_text(question, exact=True).click()
+        expect(page.locator("#rag-question textarea")).to_have_value(question)
+        ask(page, None)
+        answer = last_answer(page)
+        assert shown in answer, f"{question!r} -> {answer!r}"
+        if shown != "The documents don't say":
+            assert "The documents don't say" not in answer, question
+            # The answer leads with the answer: one or two quotes, not a list of them.
+            assert "[3]" not in answer, f"{question!r} -> {answer!r}"
     page.close()
 
 
