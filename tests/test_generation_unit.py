@@ -168,15 +168,17 @@ def test_stream_releases_only_verified_sentences(
 ) -> None:
     backend = scripted_generator(
         "The Orion-5 pump was released in March 2019 [1]. It was designed by Ada Lovelace [1]. "
-        "The Orion-5 pump moves 40 litres per minute [2]."
+        "The Orion-5 pump came out in 2019 [1]."
     )
     snapshots = list(corpus_pipeline.stream("When was the Orion-5 pump released?",
                                             generator="scripted"))  # fmt: skip
     final = snapshots[-1].to_json()
     assert final["generator"] == "scripted" and not final["refused"]
     texts = [s["text"] for s in final["sentences"]]
+    # A verified sentence after a dropped one is still released (the selector offers
+    # the LLM the one sentence that answers: every citation is [1]).
     assert texts == ["The Orion-5 pump was released in March 2019.",
-                     "The Orion-5 pump moves 40 litres per minute."]  # fmt: skip
+                     "The Orion-5 pump came out in 2019."]  # fmt: skip
     assert [d["text"] for d in final["dropped"]] == ["It was designed by Ada Lovelace."]
     assert "names not in the quotes" in final["dropped"][0]["reason"]
     for citation in final["citations"]:
