@@ -20,7 +20,7 @@ from pathlib import Path
 
 from evals.reader_labels import DOCS_DIR as READER_DOCS  # checked the same way
 from evals.schema import ANSWERING_KINDS, BENCHMARK_DIR, REFUSING_KINDS, Case, load_case_file
-from rag.loading import load_file
+from rag.documents.loading import load_file
 
 SPLITS = ("dev", "test")
 

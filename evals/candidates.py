@@ -27,8 +27,8 @@ from pathlib import Path
 from evals.benchmark import normalise
 from evals.runner import scratch_pipeline
 from evals.schema import ANSWERING_KINDS, Case, load_suite
-from rag.question import resolve_followup
-from rag.retrieval import CorpusView, Evidence
+from rag.answering.question import resolve_followup
+from rag.index.retrieval import CorpusView, Evidence
 from rag.text import content_tokens
 
 CANDIDATES = 15  # what the pipeline retrieves for the answerer (max(3 * top_k, 15))

@@ -11,10 +11,10 @@ from typing import Any
 
 import click
 
-from rag import generators
 from rag.cli import echo_err, echo_json, generator_option, json_option, settings_from
 from rag.cli_common import GeneratorChoice, counted_progress
 from rag.errors import InputError
+from rag.llm import generators
 
 
 def _thresholds(**given: float | None) -> dict[str, float]:
@@ -112,7 +112,7 @@ def eval_command(
 
     from evals.runner import run_suite
     from evals.schema import DEFAULT_SUITES, load_suite
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.index.embedding import SentenceTransformerEmbedder
 
     settings = settings_from(ctx, generator=generator)
     llm_judge = None
@@ -121,7 +121,7 @@ def eval_command(
             first, *others = generators.llm_names()
             alternatives = f" (or {' / '.join(others)})" if others else ""
             raise InputError(f"--judge llm needs an LLM: pass --generator {first}{alternatives}.")
-        from rag.judge import LlmJudge
+        from rag.llm.judge import LlmJudge
 
         llm_judge = LlmJudge(settings, settings.generator).judge
     gates = _thresholds(
@@ -168,7 +168,7 @@ def _verifier_check(suites: list[Any]) -> dict[str, Any]:
     """Score the verifier on corrupted answers built from the suites' claims."""
     from evals.corrupted import build_pairs, evaluate_verifier
     from evals.schema import SUITES_DIR
-    from rag.loading import load_file
+    from rag.documents.loading import load_file
 
     for suite in suites:
         if not suite.claims or not suite.corpus:
@@ -184,8 +184,8 @@ def _verifier_check(suites: list[Any]) -> dict[str, Any]:
 def _calibration(settings: Any) -> dict[str, Any]:
     from evals.corrupted import build_pairs, calibrate
     from evals.schema import SUITES_DIR, load_suite
-    from rag.embedding import make_embedder
-    from rag.loading import load_file
+    from rag.documents.loading import load_file
+    from rag.index.embedding import make_embedder
 
     suite = load_suite(SUITES_DIR / "trainium.yaml")
     corpus = suite.corpus[0]
@@ -303,9 +303,9 @@ def draft_suite(
         suite_text,
     )
     from evals.runner import scratch_pipeline
-    from rag.embedding import SentenceTransformerEmbedder
-    from rag.generation import make_backend
-    from rag.models import LLM_INSTALL_HINT
+    from rag.index.embedding import SentenceTransformerEmbedder
+    from rag.llm.generation import make_backend
+    from rag.llm.models import LLM_INSTALL_HINT
 
     name = generator
     if not generators.get(name).is_llm:

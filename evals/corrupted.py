@@ -9,7 +9,7 @@ builds labelled pairs of (answer sentence, cited quote):
   cited to the wrong quote, a sentence cited to an unrelated quote, plus the
   hand-written corruptions in the same file.
 
-``evaluate_verifier`` runs ``rag.verify.Verifier`` on every pair and reports its
+``evaluate_verifier`` runs ``rag.answering.verify.Verifier`` on every pair and reports its
 precision and recall at flagging the unfaithful ones.
 """
 
@@ -23,10 +23,10 @@ from typing import Any
 import yaml
 
 from evals.schema import Claim
-from rag.chunking import split_sentences
+from rag.answering.verify import Verifier
+from rag.documents.chunking import split_sentences
 from rag.text import names, numbers
 from rag.types import Citation, Document
-from rag.verify import Verifier
 
 _NUMBER_SWAPS = {
     "2015": "2017", "2020": "2021", "40%": "60%", "six": "four", "twice": "three times",

@@ -35,11 +35,11 @@ from typing import Any
 import yaml
 
 from evals.selector_data import eligible
-from rag.chunking import sentence_windows
+from rag.documents.chunking import sentence_windows
+from rag.documents.loading import LoadError, load_file
+from rag.documents.sources import discover
 from rag.errors import InputError
-from rag.generators import Backend
-from rag.loading import LoadError, load_file
-from rag.sources import discover
+from rag.llm.generators import Backend
 from rag.text import words
 from rag.types import Chunk, Document, IngestReport
 

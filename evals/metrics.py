@@ -1,6 +1,6 @@
 """Claim-level metrics without an LLM judge: per case, then per kind and overall.
 
-- faithfulness: share of answer sentences the verifier (``rag.verify``) finds
+- faithfulness: share of answer sentences the verifier (``rag.answering.verify``) finds
   supported by their cited quotes;
 - citation validity: share of quotes that are exactly the source text at their offsets;
 - correctness: the expected facts are stated within the answer's first two quoted
@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evals.schema import Case
+from rag.answering.verify import Verifier, quote_is_exact
 from rag.stats import percentile
 from rag.text import names, numbers, words
 from rag.types import Citation
-from rag.verify import Verifier, quote_is_exact
 
 # (question, answer sentence, its quotes) -> support in [0, 1]
 Judge = Callable[[str, str, Sequence[str]], float]

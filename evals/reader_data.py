@@ -28,8 +28,8 @@ from pathlib import Path
 from evals.candidates import CANDIDATES, holds_span
 from evals.reader_labels import DOCS_DIR, READER_DIR
 from evals.schema import ANSWERING_KINDS, REFUSING_KINDS, Case, load_suite
-from rag.question import resolve_followup
-from rag.retrieval import Evidence, Retriever
+from rag.answering.question import resolve_followup
+from rag.index.retrieval import Evidence, Retriever
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = ROOT / ".cache" / "reader"
@@ -126,7 +126,7 @@ def build(
 ) -> list[Question]:
     """Index the reader corpus (cached beside ``out``) and write every question's
     candidates; ``documents`` limits both to those documents (a test's slice)."""
-    from rag.ingest import ingest
+    from rag.index.ingest import ingest
     from rag.pipeline import build_pipeline
     from rag.settings import load_settings
 

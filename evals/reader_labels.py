@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from evals.schema import ANSWERING_KINDS, load_case_file
-from rag.loading import load_file
+from rag.documents.loading import load_file
 
 READER_DIR = Path(__file__).resolve().parent / "reader"
 DOCS_DIR = READER_DIR / "docs"

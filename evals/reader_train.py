@@ -8,7 +8,7 @@ in, ``rag/models/reader/`` (an int8 ONNX cross-encoder and its tokenizer) out.
    benchmark and the article suite are never read.
 3. **Model**: the first ``layers`` layers of the packaged all-MiniLM-L6-v2 as a
    cross-encoder, its head comparing the question's and the candidate's token means:
-   one logit per (question, candidate) pair (``rag.reader``).
+   one logit per (question, candidate) pair (``rag.answering.reader``).
 4. **Loss**, per question: a listwise softmax over a "none of them" slot (logit 0) and
    the question's positives plus sampled hard negatives (the retriever's own
    candidates), whose target is the positives, or the slot when the documents do not
@@ -60,7 +60,7 @@ from evals.reader_data import (
 )
 from evals.reader_labels import DOCS_DIR
 from evals.schema import REFUSING_KINDS
-from rag.reader import (
+from rag.answering.reader import (
     INFO_FILE,
     MODEL_FILE,
     READER_DIR,
@@ -465,7 +465,8 @@ def export(model: Any, recipe: Recipe, work: Path) -> Path:
 
 
 def write_reader(out: Path, int8: Path, recipe: Recipe, data: str, trained: dict[str, Any]) -> None:
-    """The files ``rag.reader`` loads: the int8 model, the tokenizer and ``reader.json``."""
+    """The files ``rag.answering.reader`` loads: the int8 model, the tokenizer and
+    ``reader.json``."""
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(int8, out / MODEL_FILE)
     shutil.copyfile(base_model_dir() / TOKENIZER_FILE, out / TOKENIZER_FILE)
@@ -482,7 +483,7 @@ def write_reader(out: Path, int8: Path, recipe: Recipe, data: str, trained: dict
 
 def int8_logits(staged: Path, held: Sequence[Question]) -> list[np.ndarray]:
     """Every held-out candidate's logit from the staged int8 reader, run by
-    ``rag.reader.Reader`` exactly as queries run it."""
+    ``rag.answering.reader.Reader`` exactly as queries run it."""
     reader = Reader(staged, threads=2)
     return [reader.scores(q.query, q.candidates) for q in held]
 

@@ -16,8 +16,8 @@ from typing import Any
 from evals.metrics import CaseResult, CorpusFacts, Judge, aggregate, check_gate, score_case
 from evals.schema import Suite
 from evals.selector_curve import selector_report
-from rag.embedding import Embedder
-from rag.ingest import ingest
+from rag.index.embedding import Embedder
+from rag.index.ingest import ingest
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
 

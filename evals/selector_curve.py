@@ -1,8 +1,8 @@
 """The learned selector's precision/recall curve on a suite, with the rules beside it.
 
 For every case the suite's own pipeline retrieves the candidates once; the learned
-selector scores them (``rag.selector``) and the old rules choose on the same
-candidates (``rag.answer.select``). A case is *answered* at threshold t when its
+selector scores them (``rag.answering.selector``) and the old rules choose on the same
+candidates (``rag.answering.answer.select``). A case is *answered* at threshold t when its
 P(the documents answer it) reaches t; an answer is *right* when the case should be answered and the
 quoted sentences state every expected fact. Then, per threshold:
 
@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from evals.schema import Case, Suite
-from rag import answer as rules
+from rag.answering import answer as rules
+from rag.answering.selector import LearnedSelector, learned_selector
+from rag.index.retrieval import Evidence
 from rag.pipeline import Pipeline
-from rag.retrieval import Evidence
-from rag.selector import LearnedSelector, learned_selector
 
 CURVE_THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.05, 0.951, 0.05))
 

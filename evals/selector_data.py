@@ -26,9 +26,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from evals.schema import BENCHMARK_DIR
-from rag.chunking import sentence_windows
-from rag.loading import load_file
-from rag.safety import looks_like_instruction
+from rag.documents.chunking import sentence_windows
+from rag.documents.loading import load_file
+from rag.documents.safety import looks_like_instruction
 from rag.text import content_tokens, words
 from rag.types import Chunk, Document
 
@@ -91,7 +91,7 @@ def main(argv: list[str]) -> int:
 
     from llama_cpp import Llama
 
-    from rag.models import qwen_path
+    from rag.llm.models import qwen_path
     from rag.settings import load_settings
 
     settings = load_settings()

@@ -3,7 +3,7 @@
 
 For each labelled question the training documents are indexed (a scratch data
 directory) and retrieved with the pipeline's own retriever; each candidate gets the
-features of ``rag.selector_features`` and a label: positive when it holds the
+features of ``rag.answering.selector_features`` and a label: positive when it holds the
 expected quote or every expected fact (refusing kinds: no positive). Labels come
 from the benchmark's dev split and the bundled article's suite, plus, for the
 sentence model only and with ``--with-drafted``, the suites ``rag draft-suite``
@@ -14,7 +14,7 @@ split is never read here.
 Two logistic regressions (scikit-learn at training time; numpy at query time): the
 sentence model, P(this candidate answers), on every candidate row; and the
 answerability model, P(the documents answer the question), on question-level rows
-(``rag.selector.question_features``) made from *held-out* sentence scores, as the
+(``rag.answering.selector.question_features``) made from *held-out* sentence scores, as the
 sentence model will score unseen questions at query time. Everything they decide is
 chosen by leave-one-document-out cross-validation: each document's questions are
 scored by models trained on the other documents only, and the regularisations, the
@@ -57,18 +57,18 @@ from evals.schema import (
     load_suite,
 )
 from evals.selector_data import QUESTIONS_FILE, SELECTOR_DIR
-from rag.chunking import CHUNKER_VERSION
-from rag.question import resolve_followup
-from rag.reader import load_reader
-from rag.retrieval import Evidence
-from rag.selector import (
+from rag.answering.question import resolve_followup
+from rag.answering.reader import load_reader
+from rag.answering.selector import (
     PACKAGED_MODEL,
     QUESTION_FEATURES,
     Logistic,
     SelectorModel,
     question_features,
 )
-from rag.selector_features import FEATURES, features
+from rag.answering.selector_features import FEATURES, features
+from rag.documents.chunking import CHUNKER_VERSION
+from rag.index.retrieval import Evidence
 from rag.text import content_tokens
 
 SEED = 20261130
@@ -465,7 +465,7 @@ def build_training_groups(with_generated: bool, with_drafted: bool = False) -> l
     """Index each labelled suite's corpus on its own, as ``rag eval`` does (so that
     corpus-level features, such as which question terms no sentence holds, see what
     they will see at query time), and label its questions' candidates."""
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.index.embedding import SentenceTransformerEmbedder
     from rag.settings import load_settings
 
     settings = load_settings()

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rag.chunking import sentence_windows
-from rag.embedding import SentenceTransformerEmbedder
-from rag.ingest import _embed_texts, ingest
-from rag.loading import load_file
+from rag.documents.chunking import sentence_windows
+from rag.documents.loading import load_file
+from rag.index.embedding import SentenceTransformerEmbedder
+from rag.index.ingest import _embed_texts, ingest
 from rag.settings import Settings
 from rag.stats import percentile
 
@@ -124,7 +124,7 @@ def bench_ask(
     import subprocess
     import sys
 
-    from rag.ingest import ensure_index
+    from rag.index.ingest import ensure_index
     from rag.pipeline import build_pipeline
 
     ensure_index(settings, notify=log)

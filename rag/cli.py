@@ -111,7 +111,7 @@ def ingest(
     Incremental: unchanged files cost nothing, changed files replace their chunks.
     With --watch FOLDER, syncs the folder on every change (pruning deleted files).
     """
-    from rag.ingest import ingest as run_ingest
+    from rag.index.ingest import ingest as run_ingest
 
     settings = settings_from(ctx)
     if watch_dir is not None:
@@ -152,8 +152,8 @@ def ingest(
 
 def watch_folder(settings: Settings, root: Path, as_json: bool) -> None:
     """``rag ingest --watch``: sync until Ctrl+C, one line per sync."""
-    from rag.embedding import SentenceTransformerEmbedder
-    from rag.watch import FolderWatcher, describe_sync, ingest_sync, load_failures, watch
+    from rag.index.embedding import SentenceTransformerEmbedder
+    from rag.index.watch import FolderWatcher, describe_sync, ingest_sync, load_failures, watch
 
     # One embedder for every sync: the model loads once, not per change.
     embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
@@ -188,7 +188,7 @@ def watch_folder(settings: Settings, root: Path, as_json: bool) -> None:
 @click.pass_context
 def docs(ctx: click.Context, as_json: bool) -> None:
     """List the indexed documents."""
-    from rag.store import Index
+    from rag.index.store import Index
 
     index = Index.open(settings_from(ctx))
     try:
@@ -212,7 +212,7 @@ def docs(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def remove(ctx: click.Context, source: str, as_json: bool) -> None:
     """Remove the document SOURCE (as listed by `rag docs`) from the index."""
-    from rag.ingest import remove_document
+    from rag.index.ingest import remove_document
 
     removed = remove_document(settings_from(ctx), source)
     if as_json:
@@ -226,8 +226,8 @@ def remove(ctx: click.Context, source: str, as_json: bool) -> None:
 @click.pass_context
 def info(ctx: click.Context, as_json: bool) -> None:
     """Show the data directory, the model and what the index holds."""
-    from rag.manifest import open_catalog
-    from rag.store import Index
+    from rag.index.manifest import open_catalog
+    from rag.index.store import Index
 
     settings = settings_from(ctx)
     data: dict[str, Any] = {

@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 
-from rag import generators
 from rag.cli_common import (
     CliProgress,
     answer_options,
@@ -19,12 +18,13 @@ from rag.cli_common import (
     settings_from,
 )
 from rag.errors import RagError
+from rag.llm import generators
 from rag.settings import Settings
 
 
 def _open_pipeline(settings: Settings) -> Any:
     """The query pipeline, building the index from the default corpus on first use."""
-    from rag.ingest import ensure_index
+    from rag.index.ingest import ensure_index
     from rag.pipeline import build_pipeline
 
     progress = CliProgress(enabled=sys.stderr.isatty())

@@ -7,7 +7,7 @@
 - ``answer_runnable(pipeline)`` is a ``Runnable`` from ``{"question", "history",
   "generator", "top_k"}`` (or a plain question string) to the answer contract
   (``Answer``). It runs exactly what ``rag ask`` runs, for every generator: retrieve,
-  the answerability decision of ``rag.answer``, the extractive quote or an LLM's
+  the answerability decision of ``rag.answering.answer``, the extractive quote or an LLM's
   sentences, each one verified before it is kept (``Pipeline.stream``); ``stream``
   on it yields the growing answer.
 
@@ -25,7 +25,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import ConfigDict
 
-from rag.live_index import LiveIndex
+from rag.index.live_index import LiveIndex
 from rag.pipeline import Pipeline
 from rag.types import Answer
 

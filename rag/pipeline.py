@@ -4,15 +4,15 @@
 retriever, answerers and verifiers together; the CLI, the UI and the evals all call
 it. ``Pipeline.stream`` is the one path every answer takes, whatever the generator:
 
-    retrieve (hybrid, ``rag.retrieval``) -> decide answerability and choose evidence
-    (``rag.answer``) -> an answerer writes checked sentences (``rag.answerers``:
+    retrieve (hybrid, ``rag.index.retrieval``) -> decide answerability and choose evidence
+    (``rag.answering.answer``) -> an answerer writes checked sentences (``rag.llm.answerers``:
     the extractive quote, or an LLM) -> this module releases them: citations
     numbered, snapshots streamed, a model that left the evidence stopped, a refusal
     or the extractive fallback when nothing usable is left, timings recorded.
 
 ``ask`` is the last snapshot of ``stream``. The LangChain face
 (``rag.langchain_face``) wraps this same path. Conversations live in
-``rag.conversation``; the open index, its lock and refresh in ``rag.live_index``.
+``rag.answering.conversation``; the open index, its lock and refresh in ``rag.index.live_index``.
 """
 
 from __future__ import annotations
@@ -22,17 +22,17 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
-from rag import answer as extractive
-from rag import generators
-from rag.answerers import Answerer, AnswerState, ExtractiveAnswerer, GenerativeAnswerer
-from rag.conversation import Conversation, Turn
-from rag.embedding import make_embedder
+from rag.answering import answer as extractive
+from rag.answering.conversation import Conversation, Turn
+from rag.answering.question import resolve_followup
+from rag.answering.selector import make_selector
 from rag.errors import InputError
-from rag.judge import Verifiers
-from rag.live_index import LiveIndex
-from rag.question import resolve_followup
-from rag.retrieval import Evidence
-from rag.selector import make_selector
+from rag.index.embedding import make_embedder
+from rag.index.live_index import LiveIndex
+from rag.index.retrieval import Evidence
+from rag.llm import generators
+from rag.llm.answerers import Answerer, AnswerState, ExtractiveAnswerer, GenerativeAnswerer
+from rag.llm.judge import Verifiers
 from rag.settings import Settings
 from rag.text import clean_text
 from rag.types import Answer, AnswerSentence, Dropped

@@ -26,8 +26,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from rag import generators
 from rag.errors import InputError
+from rag.llm import generators
 
 APP_NAME = "rag"
 ENV_PREFIX = "RAG_"
@@ -91,14 +91,14 @@ class Settings(BaseSettings):
         ge=100,
         le=8000,
         description="Deprecated and unused (the index holds single sentences); will be "
-        "removed. rag.chunking.SentenceSplitter takes its own chunk_size.",
+        "removed. rag.documents.chunking.SentenceSplitter takes its own chunk_size.",
     )
     chunk_overlap: int = Field(
         default=1,
         ge=0,
         le=5,
         description="Deprecated and unused (the index holds single sentences); will be "
-        "removed. rag.chunking.SentenceSplitter takes its own chunk_overlap.",
+        "removed. rag.documents.chunking.SentenceSplitter takes its own chunk_overlap.",
     )
     embed_batch_size: int = Field(
         default=32, ge=1, le=1024, description="Texts per embedding batch during ingest."
@@ -311,7 +311,8 @@ class Settings(BaseSettings):
             warnings.warn(
                 f"The {name} setting is deprecated and has no effect (the index holds single "
                 f"sentences); it will be removed. Remove {env} or {name} from {config_path()}. "
-                "For your own LangChain chains, pass it to rag.chunking.SentenceSplitter.",
+                "For your own LangChain chains, pass it to "
+                "rag.documents.chunking.SentenceSplitter.",
                 DeprecatedSettingWarning,
                 stacklevel=1,  # the caller is pydantic's validation, not the user's code
             )

@@ -11,7 +11,7 @@ Endpoints (all JSON; errors are ``{"error": {"message", "type", "code"}}`` with 
   ``DELETE /api/documents/{source}``.
 - ``GET /healthz``, ``GET /readyz`` (open without a key), ``/docs`` (OpenAPI).
 
-Answering is ``rag.pipeline``'s and the index is ``rag.live_index``'s; this module
+Answering is ``rag.pipeline``'s and the index is ``rag.index.live_index``'s; this module
 translates HTTP to their calls and their errors to status codes. Request bodies and
 the error shape are ``server.schemas``; the chat-completions shape and its events
 ``server.completions``; keys, rate limit and body caps ``server.limits``; binding and
@@ -37,11 +37,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import rag  # noqa: F401  (offline and no-telemetry environment before any library)
-from rag import __version__, generators
-from rag.conversation import resolved_history
+from rag import __version__
+from rag.answering.conversation import resolved_history
 from rag.errors import (
     RagError,
 )
+from rag.llm import generators
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 from rag.types import Answer

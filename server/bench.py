@@ -92,7 +92,7 @@ def run(
     """The bench; with ``urls`` (replicas already running over the index ``settings``
     name) it loads those, clients spread over them in turn, instead of starting one."""
 
-    from rag.ingest import ensure_index
+    from rag.index.ingest import ensure_index
     from rag.pipeline import build_pipeline
 
     ensure_index(settings, notify=log)
@@ -182,7 +182,7 @@ def _load(
 
 
 def _resolved(history: tuple[str, ...]) -> list[str]:
-    from rag.conversation import resolved_history
+    from rag.answering.conversation import resolved_history
 
     return resolved_history(history)
 

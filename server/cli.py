@@ -14,11 +14,9 @@ import click
 
 from rag.cli import CliProgress, echo_err, settings_from
 from rag.cli_common import watch_option
-from rag.embedding import SentenceTransformerEmbedder
 from rag.errors import RagError
-from rag.settings import Settings
-from rag.types import IngestReport
-from rag.watch import (
+from rag.index.embedding import SentenceTransformerEmbedder
+from rag.index.watch import (
     FolderWatcher,
     Pending,
     Sync,
@@ -27,6 +25,8 @@ from rag.watch import (
     load_failures,
     watch,
 )
+from rag.settings import Settings
+from rag.types import IngestReport
 
 
 class ExposureError(click.ClickException):
@@ -120,7 +120,7 @@ def serve(
     """
     import uvicorn
 
-    from rag.ingest import ensure_index, reconcile
+    from rag.index.ingest import ensure_index, reconcile
 
     settings = settings_from(
         ctx, api_host=host, api_port=port, api_workers=workers, api_chat=False if no_chat else None

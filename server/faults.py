@@ -154,7 +154,7 @@ class Lab:
 
 @contextmanager
 def lab(log: Callable[[str], None]) -> Iterator[Lab]:
-    from rag.ingest import ingest
+    from rag.index.ingest import ingest
 
     root = Path(tempfile.mkdtemp(prefix="rag-faults-"))
     postgres = PostgresServer()
@@ -260,7 +260,7 @@ def big_document(sentences: int, seed: int = 7) -> str:
 
 def consistency(settings: Settings) -> dict[str, Any]:
     """Every live chunk is in Chroma once, with its text; what else Chroma holds."""
-    from rag.store import Index
+    from rag.index.store import Index
 
     index = Index.open(settings)
     try:
@@ -285,7 +285,7 @@ def consistency(settings: Settings) -> dict[str, Any]:
 
 def fault_serve(lab: Lab, replica: Replica) -> dict[str, Any]:
     """A replica SIGKILLed while it ingests an upload; restarted, the index is whole."""
-    from rag.store import Index
+    from rag.index.store import Index
 
     index = Index.open(lab.settings)
     try:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 import rag  # noqa: F401  (offline and no-telemetry environment before any library)
+from rag.documents.loading import LoadError
 from rag.errors import (
     IndexCorruptError,
     IndexMissingError,
@@ -20,7 +21,6 @@ from rag.errors import (
     RagError,
     StoreUnavailableError,
 )
-from rag.loading import LoadError
 
 MAX_MESSAGES = 200  # a conversation longer than this is a client bug, not a chat
 MAX_PATTERNS = 100

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag import generators
+from rag.llm import generators
 from rag.settings import Settings, load_settings
 from tests.helpers import ScriptedBackend, isolated_settings
 
@@ -73,7 +73,7 @@ def postgres_url(postgres: Any) -> str:
 @pytest.fixture(scope="session")
 def embedder(model_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The real packaged model, loaded once, with its ONNX twin built in the shared cache."""
-    from rag.embedding import SentenceTransformerEmbedder, ensure_onnx_export
+    from rag.index.embedding import SentenceTransformerEmbedder, ensure_onnx_export
 
     settings = isolated_settings(
         tmp_path_factory.getbasetemp(),

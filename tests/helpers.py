@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-import rag.ingest
+import rag.index.ingest
 from rag import _offline
-from rag.chunking import sentence_windows
-from rag.loading import load_file
+from rag.documents.chunking import sentence_windows
+from rag.documents.loading import load_file
+from rag.index.store import Index
 from rag.settings import Settings, load_settings
-from rag.store import Index
 from rag.types import Chunk, Document
 from server.sandbox import free_port as free_port  # the one copy, for the tests too
 
@@ -48,14 +48,14 @@ def index_chunks(doc: Document, settings: Settings) -> list[Chunk]:
     """The chunks the index must hold for ``doc``: one sentence window per sentence and
     heading, with ``context_sentences`` sentences of context (what the README promises).
 
-    Stated here rather than read from ``rag.ingest``, so that if ingest ever stores
+    Stated here rather than read from ``rag.index.ingest``, so that if ingest ever stores
     something else the exhaustive check fails instead of following it.
     """
     return sentence_windows(doc, settings.context_sentences)
 
 
 def texts_to_embed(chunks: Sequence[Chunk]) -> list[str]:
-    """The texts ``rag.ingest.embed_chunks`` sends to the model for ``chunks``."""
+    """The texts ``rag.index.ingest.embed_chunks`` sends to the model for ``chunks``."""
     sent: list[str] = []
 
     class Recorder:
@@ -65,7 +65,7 @@ def texts_to_embed(chunks: Sequence[Chunk]) -> list[str]:
             sent.extend(texts)
             return np.ones((len(texts), 4), dtype=np.float32)
 
-    rag.ingest.embed_chunks(Recorder(), chunks)
+    rag.index.ingest.embed_chunks(Recorder(), chunks)
     return sent
 
 
@@ -86,7 +86,7 @@ def corpus_files(*roots: Path) -> dict[str, Path]:
 class ScriptedBackend:
     """An LLM backend that streams a fixed reply (a few characters at a time, as a model
     does) and records the prompts it was given. Registered as a generator through
-    ``rag.generators`` by the ``scripted_generator`` fixture."""
+    ``rag.llm.generators`` by the ``scripted_generator`` fixture."""
 
     name = "scripted"
 

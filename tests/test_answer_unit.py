@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer import REFUSAL, select
-from rag.chunking import sentence_windows
-from rag.generation import FEW_SHOT, SYSTEM_PROMPT, check_sentence
-from rag.loading import load_text
-from rag.question import analyze, has_answer_type, resolve_followup
-from rag.retrieval import Evidence, rrf
+from rag.answering.answer import REFUSAL, select
+from rag.answering.question import analyze, has_answer_type, resolve_followup
+from rag.answering.verify import Verifier
+from rag.documents.chunking import sentence_windows
+from rag.documents.loading import load_text
+from rag.index.retrieval import Evidence, rrf
+from rag.llm.generation import FEW_SHOT, SYSTEM_PROMPT, check_sentence
 from rag.types import Citation, Document
-from rag.verify import Verifier
 
 DOC = load_text(
     "# Widgets\n\nAcme builds the Widget 2 in Berlin. It is twice as fast as the Widget 1. "
@@ -258,7 +258,7 @@ def test_irregular_verbs_match_their_base_form() -> None:
 
 
 def test_what_counts_as_defining_a_term() -> None:
-    from rag.question import defines
+    from rag.answering.question import defines
 
     assert analyze("What is Trainium?").defines == "Trainium"
     assert defines("Trainium", "Amazon builds its own AI chips called Trainium.")

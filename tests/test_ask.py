@@ -17,7 +17,7 @@ import yaml
 
 from evals.metrics import CorpusFacts, score_case
 from evals.schema import load_suite
-from rag.ingest import ingest
+from rag.index.ingest import ingest
 from rag.pipeline import Conversation, Pipeline, QuestionError, build_pipeline
 from rag.settings import Settings
 from tests.helpers import ANSWER_KEYS, isolated_settings

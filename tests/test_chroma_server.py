@@ -23,10 +23,10 @@ import httpx
 import pytest
 
 from rag.errors import StoreUnavailableError
-from rag.ingest import ingest
+from rag.index.ingest import ingest
+from rag.index.store import Index, read_pointer
 from rag.pipeline import build_pipeline
 from rag.settings import Settings
-from rag.store import Index, read_pointer
 from tests.helpers import CORPUS, REPO, assert_index_matches, corpus_files, free_port, serving
 
 pytestmark = pytest.mark.slow

@@ -14,8 +14,8 @@ import sys
 
 import pytest
 
-from rag.chunking import SentenceSplitter, chunk_document, pack_spans, split_sentences
-from rag.loading import load_file, load_text
+from rag.documents.chunking import SentenceSplitter, chunk_document, pack_spans, split_sentences
+from rag.documents.loading import load_file, load_text
 from rag.settings import load_settings
 from rag.types import Document
 from tests.helpers import CORPUS, REPO, index_chunks
@@ -268,7 +268,7 @@ def test_ids_are_stable_and_follow_content(chunker: str) -> None:
 def test_ids_are_stable_across_processes() -> None:
     script = (
         "import json, sys\n"
-        "from rag.loading import load_text\n"
+        "from rag.documents.loading import load_text\n"
         "from rag.settings import load_settings\n"
         "from tests.helpers import index_chunks\n"
         "doc = load_text(sys.stdin.read(), 'guide.md', kind='md')\n"

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from rag import __version__
 from rag.cli import cli
-from rag.ingest import ingest, ingest_lock
-from rag.store import Index
+from rag.index.ingest import ingest, ingest_lock
+from rag.index.store import Index
 from tests.helpers import CORPUS, clean_env, make_pdf, run_rag
 
 pytestmark = pytest.mark.slow

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.ingest import ingest
-from rag.loading import load_file
+from rag.documents.loading import load_file
+from rag.index.ingest import ingest
+from rag.index.store import Index, read_pointer
 from rag.settings import Settings, load_settings
-from rag.store import Index, read_pointer
 from tests.helpers import (
     REPO,
     assert_index_matches,

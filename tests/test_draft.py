@@ -28,8 +28,8 @@ from evals.draft import (
 )
 from evals.runner import scratch_pipeline
 from evals.schema import load_suite
+from rag.documents.loading import load_file
 from rag.errors import InputError
-from rag.loading import load_file
 from rag.settings import Settings
 from tests.helpers import ScriptedBackend
 
@@ -226,7 +226,7 @@ def test_draft_suite_with_gemma_runs_and_is_deterministic(
 ) -> None:  # fmt: skip
     if not os.environ.get("CI"):
         pytest.importorskip("llama_cpp", reason="the [llm] extra is not installed (make llm)")
-    from rag.models import gemma_path
+    from rag.llm.models import gemma_path
 
     monkeypatch.setenv("RAG_LLM_MODEL_PATH", str(gemma_path(model_cache_dir)))
     monkeypatch.setenv("RAG_LLM_CHAT_FORMAT", "gemma")

@@ -16,7 +16,7 @@ from evals.corrupted import build_pairs, evaluate_verifier
 from evals.metrics import CorpusFacts, aggregate, check_gate, score_case
 from evals.runner import run_suite, summarise
 from evals.schema import DEFAULT_SUITES, SUITES_DIR, Case, Suite, SuiteError, load_suite
-from rag.loading import is_supported, load_file
+from rag.documents.loading import is_supported, load_file
 from rag.settings import Settings
 from rag.stats import percentile
 from tests.helpers import corpus_files
@@ -212,7 +212,7 @@ def corpus_texts(suite: Suite) -> dict[str, str]:
 
 
 def unverified_problems(answer: dict[str, Any], documents: dict[str, str]) -> list[str]:
-    """What is wrong with an extractive answer, judged without ``rag.verify``: every
+    """What is wrong with an extractive answer, judged without ``rag.answering.verify``: every
     sentence must cite, every quote must be its document's text at its offsets, and the
     sentence must be its quotes word for word (the extractive answerer only quotes)."""
     if answer["refused"]:

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.chunking import CHUNKER_VERSION
+from rag.documents.chunking import CHUNKER_VERSION
+from rag.documents.loading import load_file
 from rag.errors import IndexCorruptError, IngestBusyError, InputError
-from rag.ingest import (
+from rag.index.ingest import (
     embed_chunks,
     embed_hash,
     ensure_index,
@@ -26,9 +27,8 @@ from rag.ingest import (
     ingest_lock,
     remove_document,
 )
-from rag.loading import load_file
-from rag.retrieval import CorpusView
-from rag.store import Index, read_pointer
+from rag.index.retrieval import CorpusView
+from rag.index.store import Index, read_pointer
 from tests.helpers import (
     CORPUS,
     assert_index_matches,

@@ -22,7 +22,7 @@ def imported_modules(path: Path) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("path", sorted(RAG.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(RAG.rglob("*.py")), ids=lambda p: str(p.relative_to(RAG)))
 def test_rag_depends_on_neither_ui_nor_evals_nor_server(path: Path) -> None:
     outside = {m for m in imported_modules(path) if m.split(".")[0] in {"ui", "evals", "server"}}
     assert not outside, f"{path.name} imports {sorted(outside)}"

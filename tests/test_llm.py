@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from evals.metrics import CorpusFacts
+from rag.answering.verify import Verifier
 from rag.errors import RagError
-from rag.ingest import ingest
+from rag.index.ingest import ingest
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings, load_settings
-from rag.verify import Verifier
 from tests.helpers import free_port, isolated_settings, serving
 
 pytestmark = pytest.mark.slow
@@ -44,7 +44,7 @@ QUESTIONS = [
 def gemma_settings(
     tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path, embedder: Any
 ) -> Settings:
-    from rag.models import gemma_path
+    from rag.llm.models import gemma_path
 
     settings = isolated_settings(
         tmp_path_factory.getbasetemp(),
@@ -142,7 +142,7 @@ def test_unreachable_server_is_a_clear_error(gemma_settings: Settings) -> None:
 
 def test_llm_support_check_separates_stated_from_contradicted(model_cache_dir: Path) -> None:
     """The packaged Qwen as judge: P(yes) for a stated fact beats a contradicted one."""
-    from rag.judge import SUPPORT_THRESHOLD, LlmJudge
+    from rag.llm.judge import SUPPORT_THRESHOLD, LlmJudge
 
     settings = load_settings(cache_dir=model_cache_dir, llm_threads=2)
     judge = LlmJudge(settings, "llama-cpp")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.chunking import split_sentences
-from rag.loading import LoadError, decode_text, load_file
+from rag.documents.chunking import split_sentences
+from rag.documents.loading import LoadError, decode_text, load_file
 from tests.helpers import make_pdf
 
 PNG_HEADER = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x06"

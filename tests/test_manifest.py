@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from rag.chunking import sentence_windows
+from rag.documents.chunking import sentence_windows
 from rag.errors import IndexCorruptError, IngestBusyError, InputError, StoreUnavailableError
-from rag.manifest import Catalog, SqliteCatalog, open_catalog
+from rag.index.manifest import Catalog, SqliteCatalog, open_catalog
 from rag.settings import describe, load_settings
 from rag.types import Document
 from tests.helpers import REPO, clean_env, free_port
@@ -131,7 +131,7 @@ def test_stale_generations_are_dropped(catalog: Catalog) -> None:
 HOLDER = """
 import sys, time
 from rag.settings import load_settings
-from rag.manifest import open_catalog
+from rag.index.manifest import open_catalog
 url = sys.argv[2]
 settings = load_settings(data_dir=sys.argv[1], manifest_url=url or None,
                          chroma_mode="http" if url else "embedded")

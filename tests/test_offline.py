@@ -61,9 +61,9 @@ during_ingest = list(attempts)
 
 # The query path too: the ONNX embedder and a Chroma query.
 from pathlib import Path
-from rag.embedding import make_embedder
+from rag.index.embedding import make_embedder
 from rag.settings import load_settings
-from rag.store import Index
+from rag.index.store import Index
 
 settings = load_settings(data_dir=Path(data_dir))
 index = Index.open(settings)

@@ -11,8 +11,7 @@ import pytest
 
 from evals.reader_data import Candidate, Question, data_hash, read_questions
 from evals.reader_train import Recipe, held_out_figures, main, split
-from rag.errors import IndexCorruptError
-from rag.reader import (
+from rag.answering.reader import (
     INFO_FILE,
     MODEL_FILE,
     READER_DIR,
@@ -22,6 +21,7 @@ from rag.reader import (
     none_probability,
     passage_text,
 )
+from rag.errors import IndexCorruptError
 
 
 def _candidate(quote: str, label: int = 0, context: str = "", heading: str = "") -> Candidate:

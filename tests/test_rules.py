@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag import answer
-from rag.question import ANSWER_TYPES, answer_type_of, has_answer_type
+from rag.answering import answer
+from rag.answering.question import ANSWER_TYPES, answer_type_of, has_answer_type
 from rag.text import negated_terms, stem
 
 # (type, a question asking for it, a sentence holding one, a sentence holding none)
@@ -57,8 +57,8 @@ def test_weights_are_named_and_sane() -> None:
 
 
 def test_a_sentence_that_opens_with_no_is_its_own_negated_claim() -> None:
+    from rag.answering.verify import Verifier
     from rag.types import Citation
-    from rag.verify import Verifier
 
     text = "No direct support is provided for 'at'."
     documents = {"doc.txt": f"Intro. {text} More."}

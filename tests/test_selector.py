@@ -24,13 +24,9 @@ from evals.selector_train import (
     train,
     where_lost,
 )
-from rag.answer import with_context
-from rag.chunking import CHUNKER_VERSION
-from rag.errors import IndexCorruptError
-from rag.ingest import ingest
-from rag.pipeline import Pipeline, build_pipeline
-from rag.question import analyze
-from rag.selector import (
+from rag.answering.answer import with_context
+from rag.answering.question import analyze
+from rag.answering.selector import (
     PACKAGED_MODEL,
     QUESTION_FEATURES,
     LearnedSelector,
@@ -39,7 +35,11 @@ from rag.selector import (
     load_model,
     make_selector,
 )
-from rag.selector_features import FEATURES, features
+from rag.answering.selector_features import FEATURES, features
+from rag.documents.chunking import CHUNKER_VERSION
+from rag.errors import IndexCorruptError
+from rag.index.ingest import ingest
+from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import Settings
 from tests.helpers import isolated_settings
 from tests.test_answer_unit import FakeView, candidates

@@ -18,8 +18,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 
-from rag.ingest import ingest
-from rag.loading import load_file
+from rag.documents.loading import load_file
+from rag.index.ingest import ingest
 from tests.helpers import (
     ANSWER_KEYS,
     CORPUS,

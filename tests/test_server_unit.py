@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from rag.conversation import resolved_history
+from rag.answering.conversation import resolved_history
 from rag.errors import (
     IndexMissingError,
     IngestBusyError,

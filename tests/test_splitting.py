@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.chunking import sentence_windows, split_sentences
-from rag.loading import load_file
+from rag.documents.chunking import sentence_windows, split_sentences
+from rag.documents.loading import load_file
 from rag.types import Document
 from tests.helpers import REPO, make_pdf
 

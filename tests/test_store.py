@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from rag.errors import IndexCorruptError, IndexMissingError
-from rag.ingest import ingest
+from rag.index.ingest import ingest
+from rag.index.store import Index, read_pointer
 from rag.settings import Settings
-from rag.store import Index, read_pointer
 from tests.helpers import CORPUS, assert_index_matches, corpus_files
 
 pytestmark = pytest.mark.slow
@@ -139,7 +139,7 @@ def test_index_built_with_another_model_is_incompatible(built: Settings, make_se
 
 
 def test_rebuild_with_another_model_name(built: Settings, make_settings) -> None:
-    from rag.embedding import resolve_model_path
+    from rag.index.embedding import resolve_model_path
 
     # A local model folder is a valid model setting; --rebuild switches the index to it.
     other = make_settings(embedding_model=str(resolve_model_path("all-MiniLM-L6-v2")))

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from rag.ingest import ingest
+from rag.index.ingest import ingest
 from rag.pipeline import build_pipeline
 from tests.helpers import free_port, isolated_settings, serving
 from ui.handlers import BUNDLED_EXAMPLES

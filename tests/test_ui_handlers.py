@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from rag.errors import IngestBusyError, InputError
-from rag.ingest import ingest, ingest_lock
+from rag.index.ingest import ingest, ingest_lock
 from rag.pipeline import build_pipeline
 from rag.settings import Settings
 from rag.types import Citation

@@ -1,5 +1,5 @@
 """Folder sync end to end, bounded in time: a real folder and a real index kept in step
-by ``rag.watch.watch`` (added, changed, half-written, deleted files), ``rag ingest
+by ``rag.index.watch.watch`` (added, changed, half-written, deleted files), ``rag ingest
 --watch`` stopped by Ctrl+C, and ``rag serve --watch`` answering about a file dropped
 into the folder."""
 
@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from rag.ingest import ingest
+from rag.index.ingest import ingest
+from rag.index.store import Index
+from rag.index.watch import FolderWatcher, Pending, ingest_sync, watch
 from rag.pipeline import build_pipeline
-from rag.store import Index
-from rag.watch import FolderWatcher, Pending, ingest_sync, watch
 from tests.helpers import REPO, clean_env, wait_for_http
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Folder sync's decisions (``rag.watch.FolderWatcher``) on a real folder with a fake
+"""Folder sync's decisions (``rag.index.watch.FolderWatcher``) on a real folder with a fake
 clock: what is ready, what waits, what is gone. Fast; the syncs themselves are in
 ``tests/test_watch.py``."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rag.watch import FolderWatcher
+from rag.index.watch import FolderWatcher
 
 
 class Clock:

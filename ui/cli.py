@@ -22,7 +22,7 @@ def ui(
 
     Builds the index from the bundled corpus first if there is none.
     """
-    from rag.ingest import ensure_index
+    from rag.index.ingest import ensure_index
 
     settings = settings_from(ctx, ui_host=host, ui_port=port, ui_auth=auth)
     from ui.app import check_exposure, launch

@@ -4,12 +4,12 @@
 manifest: unchanged documents cost nothing (no embedding, no write), changed ones
 get only their missing chunks embedded (vectors of unchanged chunk text are
 reused) and their old chunks retired after the new ones are committed. See
-``rag.store`` for why a SIGKILL at any point leaves a usable index.
+``rag.index.store`` for why a SIGKILL at any point leaves a usable index.
 
 One ingest at a time per index (the manifest backend's lock: a file in the data
 directory, or a PostgreSQL advisory lock shared by replicas); a second one waits,
 saying so, or fails at once with ``wait=False``. Which files are read, and
-under which names, is ``rag.sources``.
+under which names, is ``rag.documents.sources``.
 """
 
 from __future__ import annotations
@@ -21,15 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.chunking import CHUNKER_VERSION, sentence_windows
-from rag.embedding import Embedder, SentenceTransformerEmbedder, ensure_onnx_export
+from rag.documents.chunking import CHUNKER_VERSION, sentence_windows
+from rag.documents.loading import LoadError, load_file
+from rag.documents.sources import Notify, SourceFile, discover, unique_source
+from rag.documents.sources import ingest_lock as ingest_lock
 from rag.errors import IndexCorruptError, IngestBusyError, InputError
-from rag.loading import LoadError, load_file
-from rag.manifest import Catalog, open_catalog
+from rag.index.embedding import Embedder, SentenceTransformerEmbedder, ensure_onnx_export
+from rag.index.manifest import Catalog, open_catalog
+from rag.index.store import Index, new_generation_name, remove_stale_generations
 from rag.settings import Settings
-from rag.sources import Notify, SourceFile, discover, unique_source
-from rag.sources import ingest_lock as ingest_lock
-from rag.store import Index, new_generation_name, remove_stale_generations
 from rag.types import Chunk, Document, IngestReport
 
 # progress(stage, done, total): stages are "load", "embed".

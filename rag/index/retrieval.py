@@ -7,7 +7,7 @@ import on this path: they cost seconds). BM25 (bm25s) runs over each sentence pl
 its heading and context. The two rankings are fused by reciprocal rank fusion. A
 search can be limited to some documents (a scope): both rankings are filtered.
 
-Does not choose answers (``rag.answer``). Chunks that Chroma holds but the manifest
+Does not choose answers (``rag.answering.answer``). Chunks that Chroma holds but the manifest
 does not list (leftovers of an interrupted ingest) are ignored.
 """
 
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.chunking import CHUNKER_VERSION, sentence_windows
-from rag.embedding import Embedder
+from rag.documents.chunking import CHUNKER_VERSION, sentence_windows
+from rag.documents.safety import looks_like_instruction
 from rag.errors import IndexCorruptError
-from rag.safety import looks_like_instruction
-from rag.store import Index
+from rag.index.embedding import Embedder
+from rag.index.store import Index
 from rag.text import content_tokens
 from rag.types import Chunk, Citation, Document
 

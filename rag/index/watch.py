@@ -5,7 +5,7 @@ and says which ones are ready to sync: new or changed files whose size and mtime
 have stayed the same for ``debounce_s`` and across at least two polls (a file still
 being written, or copied, waits and is retried; it is not indexed half-written), and
 files gone for as long. ``watch`` runs the loop: each ready batch goes through the
-incremental ingest (``rag.ingest.ingest`` with ``only`` the ready files and ``prune``
+incremental ingest (``rag.index.ingest.ingest`` with ``only`` the ready files and ``prune``
 for the gone ones), so unchanged text costs nothing and a crash mid-sync leaves the
 index as crash-safe as any ingest. A failed sync (another ingest holds the lock, the
 Chroma server is down) is retried at the next poll.
@@ -14,8 +14,8 @@ Polling, not inotify: no native dependency, and it works on network and containe
 mounts where change events are not delivered; the cost is one ``stat`` per file per
 poll. A writer that pauses longer than ``debounce_s`` mid-file can still be seen
 half-way; write to a temporary (hidden, ``.name``) file and rename it into place to
-be exact. Which files are supported is ``rag.loading``; how they are indexed is
-``rag.ingest``.
+be exact. Which files are supported is ``rag.documents.loading``; how they are indexed is
+``rag.index.ingest``.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.embedding import Embedder
+from rag.documents.loading import is_supported
 from rag.errors import RagError
-from rag.loading import is_supported
+from rag.index.embedding import Embedder
 from rag.settings import Settings
 from rag.types import IngestReport
 
@@ -37,7 +37,8 @@ FileState = tuple[int, int]
 
 
 def scan(root: Path) -> dict[Path, FileState]:
-    """The supported, non-hidden files under ``root`` (as ``rag.sources.discover`` picks)."""
+    """The supported, non-hidden files under ``root`` (as
+    ``rag.documents.sources.discover`` picks)."""
     found: dict[Path, FileState] = {}
     for path in root.rglob("*"):
         rel = path.relative_to(root)
@@ -171,7 +172,7 @@ def load_failures(report: IngestReport) -> list[str]:
 
 def ingest_sync(settings: Settings, root: Path, embedder: Embedder | None = None) -> Sync:
     """Sync through a plain ingest (``rag ingest --watch``, and ``rag serve`` with workers)."""
-    from rag.ingest import ingest
+    from rag.index.ingest import ingest
 
     def sync(pending: Pending) -> IngestReport:
         return ingest(settings, [root], prune=True, only=list(pending.changed), embedder=embedder)

@@ -15,10 +15,10 @@ word. Its work is deciding *whether* the evidence answers the question:
 
 Each rule is a public function that can be called on its own (``term_coverage``,
 ``names_covered``, ``corrects_premise``, ``ordinal_clash``, and the answer-type table
-of ``rag.question``): signals a learned selector can take as features. Every weight
+of ``rag.answering.question``): signals a learned selector can take as features. Every weight
 and threshold is named below with where its value came from. Word lists and
-negation live in ``rag.text``. Does not verify (``rag.verify``), retrieve
-(``rag.retrieval``) or write the answer (``rag.answerers``).
+negation live in ``rag.text``. Does not verify (``rag.answering.verify``), retrieve
+(``rag.index.retrieval``) or write the answer (``rag.llm.answerers``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import math
 import re
 from dataclasses import dataclass, replace
 
-from rag.question import (
+from rag.answering.question import (
     QuestionAnalysis,
     analyze,
     defines,
@@ -35,7 +35,7 @@ from rag.question import (
     is_role_question,
     mentions_attribute,
 )
-from rag.retrieval import CorpusView, Evidence
+from rag.index.retrieval import CorpusView, Evidence
 from rag.text import (
     ORDINALS,
     WH_WORDS,

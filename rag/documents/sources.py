@@ -4,8 +4,8 @@
 (relative to their root); ``unique_source`` keeps names unique across roots and keeps
 a file's name when it is reached through another root; ``ingest_lock`` lets one
 ingest at a time write a data directory (a second one waits, saying so, or fails at
-once). Reading and splitting files is ``rag.loading`` / ``rag.chunking``; writing the
-index is ``rag.ingest``.
+once). Reading and splitting files is ``rag.documents.loading`` /
+``rag.documents.chunking``; writing the index is ``rag.index.ingest``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from rag.documents.loading import is_supported
 from rag.errors import IngestBusyError
-from rag.loading import is_supported
 from rag.types import DocumentRecord, IngestReport
 
 Notify = Callable[[str], None]

@@ -4,13 +4,13 @@
 A generator is a name, a one-line description and a factory that builds its
 ``Backend`` from the settings. ``extractive`` is the exception: it quotes the
 chosen sentences and needs no model, so it has no factory. The built-in LLM
-generators are registered here with factories that import ``rag.generation`` (and
+generators are registered here with factories that import ``rag.llm.generation`` (and
 through it the LLM libraries) only when a backend is actually built, so reading
 the registry stays cheap for the settings and the CLI.
 
 Anything can add a generator with ``register`` (the tests register a scripted one);
 it is then a valid ``generator`` setting and ``--generator`` value at once. This
-module does not build or cache backends (``rag.generation.make_backend`` does) and
+module does not build or cache backends (``rag.llm.generation.make_backend`` does) and
 does not decide answers (``rag.pipeline``).
 """
 
@@ -102,24 +102,24 @@ def summary() -> str:
 
 
 # -- the built-in generators ------------------------------------------------------------
-# Each factory imports rag.generation on first use: that module pulls in retrieval,
+# Each factory imports rag.llm.generation on first use: that module pulls in retrieval,
 # and its backends pull in llama-cpp-python or LangChain's chat models.
 
 
 def _llama_cpp(settings: Settings) -> Backend:
-    from rag.generation import llama_cpp_backend
+    from rag.llm.generation import llama_cpp_backend
 
     return llama_cpp_backend(settings)
 
 
 def _openai(settings: Settings) -> Backend:
-    from rag.generation import openai_backend
+    from rag.llm.generation import openai_backend
 
     return openai_backend(settings)
 
 
 def _ollama(settings: Settings) -> Backend:
-    from rag.generation import ollama_backend
+    from rag.llm.generation import ollama_backend
 
     return ollama_backend(settings)
 

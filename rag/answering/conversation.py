@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rag.question import resolve_followup
+from rag.answering.question import resolve_followup
 from rag.text import clean_text
 from rag.types import Answer
 

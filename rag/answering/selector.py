@@ -5,7 +5,7 @@ Two logistic models, whose weights ship in ``rag/models/selector.json`` (trained
 ``make train``: ``evals.selector_train``; numpy only at query time):
 
 1. per candidate, P(this sentence answers the question) from the features of
-   ``rag.selector_features`` (retrieval scores and ranks, term coverage, and every
+   ``rag.answering.selector_features`` (retrieval scores and ranks, term coverage, and every
    old rule as a signal, not a veto);
 2. per question, P(the documents answer it) from how the candidates scored and the
    question-wide signals (question terms no sentence holds, a name, value type or
@@ -20,7 +20,7 @@ Deciding:
   or third best, and a quote is never unfaithful, so a short list of likely answers
   beats a single guess;
 - each quoted sentence brings its pronoun's antecedent and the items of a list it
-  introduces, as with the rules (``rag.answer.with_context``); the likeliest answer
+  introduces, as with the rules (``rag.answering.answer.with_context``); the likeliest answer
   comes first.
 
 The one rule that stays a veto is the screening of instruction-like text (possible
@@ -37,18 +37,18 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rag import answer as rules
-from rag.answer import Scored, Selection, with_context
-from rag.chunking import CHUNKER_VERSION
+from rag.answering import answer as rules
+from rag.answering.answer import Scored, Selection, with_context
+from rag.answering.question import analyze
+from rag.answering.reader import READER_DIR, Reader, load_reader
+from rag.answering.selector_features import FEATURES, features, reader_logits
+from rag.documents.chunking import CHUNKER_VERSION
 from rag.errors import IndexCorruptError
-from rag.question import analyze
-from rag.reader import READER_DIR, Reader, load_reader
-from rag.retrieval import CorpusView, Evidence
-from rag.selector_features import FEATURES, features, reader_logits
+from rag.index.retrieval import CorpusView, Evidence
 from rag.settings import Settings
 
 MODEL_FORMAT = 3
-PACKAGED_MODEL = Path(__file__).resolve().parent / "models" / "selector.json"
+PACKAGED_MODEL = Path(__file__).resolve().parent.parent / "models" / "selector.json"
 RETRAIN_HINT = "Retrain it with: make train (or use the rules: RAG_ANSWER_SELECTOR=rules)"
 
 
@@ -269,7 +269,7 @@ class Selector(Protocol):
 
 
 class RuleSelector:
-    """The hand-written rules of ``rag.answer`` (the first version's selector)."""
+    """The hand-written rules of ``rag.answering.answer`` (the first version's selector)."""
 
     name = "rules"
 
@@ -288,7 +288,7 @@ def make_selector(settings: Settings) -> Selector:
 
 def learned_selector(settings: Settings) -> LearnedSelector:
     """The learned selector with the settings' weights, threshold and sentence count,
-    and the reader (``rag.reader``) its features start from."""
+    and the reader (``rag.answering.reader``) its features start from."""
     reader = load_reader(str(settings.reader_model_path or READER_DIR), settings.query_threads)
     return LearnedSelector(
         load_model(settings.selector_model_path),

@@ -1,10 +1,10 @@
 """Features for a learned answer selector: one row per (question, candidate).
 
 Retrieval scores and ranks, IDF-weighted term coverage, and every answer rule of
-``rag.answer`` / ``rag.question`` as a signal (value type present, names covered,
-attribute mentioned, ordinal clash, premise contradicted, the rules' own verdict),
+``rag.answering.answer`` / ``rag.answering.question`` as a signal (value type present,
+names covered, attribute mentioned, ordinal clash, premise contradicted, the rules' own verdict),
 plus question-form x sentence-cue pairs a linear model needs spelled out. The
-learned selector (``rag.selector``) scores these rows at query time; training
+learned selector (``rag.answering.selector``) scores these rows at query time; training
 (``evals.selector_train``) computes the same rows for labelled questions.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.answer import (
+from rag.answering.answer import (
     PRONOUN_START,
     asked_terms,
     corrects_premise,
@@ -27,7 +27,7 @@ from rag.answer import (
     term_coverage,
     weighted_coverage,
 )
-from rag.question import (
+from rag.answering.question import (
     QuestionAnalysis,
     analyze,
     defines,
@@ -35,9 +35,9 @@ from rag.question import (
     is_role_question,
     mentions_attribute,
 )
-from rag.reader import Reader, none_probability
-from rag.retrieval import CorpusView, Evidence
-from rag.safety import looks_like_instruction
+from rag.answering.reader import Reader, none_probability
+from rag.documents.safety import looks_like_instruction
+from rag.index.retrieval import CorpusView, Evidence
 from rag.text import NEGATIONS, content_tokens, names, numbers, words
 
 _QUESTION_FORMS = ("what", "which", "when", "where", "who", "why", "how_many", "how", "yes_no")
@@ -48,7 +48,7 @@ _AUX_START = re.compile(
 # The order is the model's input order: the weights file records it, and a model
 # trained on another list is refused.
 FEATURES: tuple[str, ...] = (
-    # The reader (``rag.reader``): the cross-encoder that reads question and sentence
+    # The reader (``rag.answering.reader``): the cross-encoder that reads question and sentence
     # together. Its logit, its rank among the candidates and its margin to the best.
     "reader",
     "reader_rank",
@@ -192,9 +192,9 @@ READ_CANDIDATES = 12
 def reader_logits(
     query: str, candidates: list[Evidence], reader: Reader | None = None
 ) -> np.ndarray:
-    """The reader's logit for each candidate (``rag.reader``; default: the packaged
+    """The reader's logit for each candidate (``rag.answering.reader``; default: the packaged
     one), candidates past ``READ_CANDIDATES`` one below the lowest it read."""
-    from rag.reader import load_reader
+    from rag.answering.reader import load_reader
 
     read = (reader or load_reader()).scores(query, candidates[:READ_CANDIDATES])
     rest = len(candidates) - len(read)
@@ -213,7 +213,7 @@ def features(
     """One row of ``FEATURES`` per candidate (in the candidates' order).
 
     ``query`` is the self-contained question (a follow-up resolved), ``asked`` the
-    user's own words when they differ (as ``rag.answer.select`` takes them); ``reader``
+    user's own words when they differ (as ``rag.answering.answer.select`` takes them); ``reader``
     the reader's logits for the candidates (default: the packaged reader's).
     """
     if not candidates:

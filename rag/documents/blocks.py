@@ -6,7 +6,7 @@ joined back; a step in indentation in plain text ends one), table rows (Markdown
 pipe tables, and the aligned columns of PDF layout text: one row one block, its
 column headers with it) and fenced code lines. Offsets are exact:
 ``document.text[start:end]``. It does not split sentences or make chunks
-(``rag.chunking``).
+(``rag.documents.chunking``).
 
 Markup that states nothing never becomes a block, so it is never matched or quoted:
 manual navigation lines ("Next: ..., Previous: ..., Up: ..."), reStructuredText

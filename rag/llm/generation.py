@@ -1,7 +1,7 @@
 """Generative answers: an LLM writes, the verifier decides what the user sees.
 
 Backends behind ``make_backend``, which builds the one a generator registered in
-``rag.generators`` asks for (lazy imports, install hints). The built-in ones:
+``rag.llm.generators`` asks for (lazy imports, install hints). The built-in ones:
 
 - ``llama-cpp``: a local GGUF through llama-cpp-python (the packaged Qwen by default);
 - ``openai``: any OpenAI-compatible server through langchain-openai;
@@ -9,10 +9,10 @@ Backends behind ``make_backend``, which builds the one a generator registered in
 
 The prompt numbers the evidence for citation and marks it as untrusted data; two
 short examples show a cited answer and a refusal; temperature is 0. The stream is
-cut into sentences; each sentence is released only after ``rag.verify`` finds it
+cut into sentences; each sentence is released only after ``rag.answering.verify`` finds it
 supported by the evidence it cites (or, when it cites nothing or the wrong passage,
 by a passage that does support it). Unsupported sentences are reported as dropped.
-Answerability stays with the answer selector (``rag.selector``): when it refuses, no
+Answerability stays with the answer selector (``rag.answering.selector``): when it refuses, no
 LLM is asked, and the LLM reads only the sentences it chose.
 """
 
@@ -24,13 +24,13 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rag import generators
+from rag.answering.verify import Verifier
 from rag.errors import ModelUnavailableError, RagError
-from rag.generators import Backend
-from rag.retrieval import Evidence
+from rag.index.retrieval import Evidence
+from rag.llm import generators
+from rag.llm.generators import Backend
 from rag.settings import Settings
 from rag.types import Dropped
-from rag.verify import Verifier
 
 REFUSAL_PATTERN = re.compile(r"documents? (?:do(?:es)?n['’]?t|do not|does not) say", re.I)
 _MARKERS = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
@@ -165,7 +165,7 @@ def make_backend(settings: Settings, generator: str) -> Backend:
 
 
 def llama_cpp_backend(settings: Settings) -> Backend:
-    from rag.models import qwen_path
+    from rag.llm.models import qwen_path
 
     path = settings.llm_model_path or qwen_path(settings.cache_dir)
     if not path.is_file():

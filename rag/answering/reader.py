@@ -31,7 +31,7 @@ import numpy as np
 
 from rag.errors import IndexCorruptError
 
-READER_DIR = Path(__file__).resolve().parent / "models" / "reader"
+READER_DIR = Path(__file__).resolve().parent.parent / "models" / "reader"
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 INFO_FILE = "reader.json"
@@ -46,7 +46,7 @@ _PRONOUN_START = (
 
 
 class Passage(Protocol):
-    """What the reader needs of a candidate (``rag.retrieval.Evidence`` has it)."""
+    """What the reader needs of a candidate (``rag.index.retrieval.Evidence`` has it)."""
 
     @property
     def title(self) -> str: ...

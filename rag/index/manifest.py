@@ -1,6 +1,6 @@
 """The manifest: which documents and chunks are live, in SQLite or in PostgreSQL.
 
-The manifest is the truth of an index (``rag.store`` says why): each document with its
+The manifest is the truth of an index (``rag.index.store`` says why): each document with its
 text, the ids of its live chunks, a few meta values (schema version, model, revision),
 and beside the generations, which one is live and who may write. Two backends, chosen
 by ``manifest_url``:
@@ -13,8 +13,8 @@ by ``manifest_url``:
 
 Both backends run the same SQL (the placeholders aside), so each query is written
 once, in ``Manifest``. A ``Catalog`` is the backend's view of all generations. This
-module holds no vectors (``rag.store``) and does not decide what to ingest
-(``rag.ingest``); ``rag.manifest_pg`` is the PostgreSQL side, imported only when used.
+module holds no vectors (``rag.index.store``) and does not decide what to ingest
+(``rag.index.ingest``); ``rag.index.manifest_pg`` is the PostgreSQL side, imported only when used.
 """
 
 from __future__ import annotations
@@ -372,7 +372,9 @@ class SqliteCatalog(Catalog):
         shutil.rmtree(self.data_dir / generation, ignore_errors=True)
 
     def lock(self, wait: bool = True, notify: Any = None) -> AbstractContextManager[None]:
-        from rag.sources import ingest_lock  # rag.sources imports rag.store, which imports us
+        from rag.documents.sources import (
+            ingest_lock,  # rag.documents.sources imports rag.index.store, which imports us
+        )
 
         return ingest_lock(self.data_dir, wait=wait, notify=notify)
 
@@ -408,6 +410,6 @@ def open_catalog(settings: Settings) -> Catalog:
     """The manifest backend ``settings.manifest_url`` names (SQLite files without one)."""
     if not settings.manifest_url:
         return SqliteCatalog(settings.data_dir)
-    from rag.manifest_pg import PostgresCatalog  # psycopg only when asked for
+    from rag.index.manifest_pg import PostgresCatalog  # psycopg only when asked for
 
     return PostgresCatalog(settings.manifest_url, settings.manifest_timeout_s)

@@ -10,7 +10,7 @@ Layout, with the default SQLite manifest::
                                  documents (text, title, hash) and their live chunk ids
 
 With ``manifest_url`` (PostgreSQL) the manifests and the pointer live in the database
-instead (``rag.manifest_pg``) and the vectors on a Chroma server: the data directory
+instead (``rag.index.manifest_pg``) and the vectors on a Chroma server: the data directory
 keeps only uploads and locks, so replicas can each have their own, empty one.
 
 Crash safety rests on one rule: the manifest is the truth, Chroma is a cache of
@@ -18,12 +18,12 @@ vectors. A chunk is live only once its document's manifest rows are committed (o
 transaction), and Chroma ids are never rewritten (no upsert: see
 chroma-core/chroma#7678), only added when absent and deleted when no longer live.
 Chroma ids that are not live are leftovers of an interrupted ingest; the next ingest
-(or ``rag.ingest.reconcile`` at a server's start) removes them, and queries ignore
+(or ``rag.index.ingest.reconcile`` at a server's start) removes them, and queries ignore
 them meanwhile. ``--rebuild`` builds a new generation beside the old one and switches
 the pointer in one step.
 
-Does not decide what to ingest (``rag.ingest``) or how to rank (``rag.retrieval``);
-the manifest's SQL is ``rag.manifest``.
+Does not decide what to ingest (``rag.index.ingest``) or how to rank (``rag.index.retrieval``);
+the manifest's SQL is ``rag.index.manifest``.
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ from typing import Any
 
 import numpy as np
 
-from rag.chunking import CHUNKER_VERSION
+from rag.documents.chunking import CHUNKER_VERSION
 from rag.errors import IndexCorruptError, IndexMissingError, RagError, StoreUnavailableError
-from rag.manifest import (
+from rag.index.manifest import (
     POINTER as POINTER,
 )
-from rag.manifest import (
+from rag.index.manifest import (
     REBUILD_HINT,
     Catalog,
     Manifest,

@@ -8,7 +8,7 @@ comes from the next-token log-probabilities (a second model instance with logits
 kept); with a server backend it is the answer read as 1 (yes) or 0 (no).
 
 ``Verifiers`` builds the verifier each generator's sentences pass (with this check
-added when it is enabled). The checks themselves are ``rag.verify``'s; nothing here
+added when it is enabled). The checks themselves are ``rag.answering.verify``'s; nothing here
 decides answerability or is used by the default (extractive) path.
 """
 
@@ -20,10 +20,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from rag.embedding import Embedder
+from rag.answering.verify import Verifier
+from rag.index.embedding import Embedder
 from rag.settings import Settings
 from rag.types import Citation
-from rag.verify import Verifier
 
 SUPPORT_THRESHOLD = 0.5
 _PROMPT = (
@@ -35,7 +35,7 @@ class LlmJudge:
     """P(yes) that the quotes state the statement, from the configured LLM."""
 
     def __init__(self, settings: Settings, generator: str) -> None:
-        from rag.generation import make_backend
+        from rag.llm.generation import make_backend
 
         self.generator = generator
         self._lock = threading.Lock()
@@ -44,7 +44,7 @@ class LlmJudge:
         if generator == "llama-cpp":
             from llama_cpp import Llama
 
-            from rag.models import qwen_path
+            from rag.llm.models import qwen_path
 
             path = settings.llm_model_path or qwen_path(settings.cache_dir)
             # logits_all keeps next-token probabilities, which the answering

@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 from rag.errors import IndexCorruptError, IngestBusyError, InputError, StoreUnavailableError
-from rag.manifest import GENERATION, REBUILD_HINT, Catalog, Manifest, Step, check_generation
+from rag.index.manifest import GENERATION, REBUILD_HINT, Catalog, Manifest, Step, check_generation
 
 try:
     import psycopg

@@ -8,7 +8,7 @@ disk or in the shared manifest (an embedded Chroma client does not see another
 process's writes until it is reopened), the document list, and ingest and removal in-process.
 
 It does not answer questions (``rag.pipeline``) or decide how files are read and
-split (``rag.ingest``).
+split (``rag.index.ingest``).
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rag.embedding import Embedder
-from rag.ingest import Progress, ingest, remove_document
-from rag.manifest import is_shared
-from rag.retrieval import Retriever
+from rag.index.embedding import Embedder
+from rag.index.ingest import Progress, ingest, remove_document
+from rag.index.manifest import is_shared
+from rag.index.retrieval import Retriever
+from rag.index.store import DocumentRecord, Index, forget_chroma_clients
 from rag.settings import Settings
-from rag.store import DocumentRecord, Index, forget_chroma_clients
 from rag.types import Document, IngestReport
 
 
@@ -110,7 +110,7 @@ class LiveIndex:
     ) -> IngestReport:
         """Ingest ``paths`` into this index now (fails at once if another ingest runs).
 
-        ``prune``, ``only`` and ``embedder`` are ``rag.ingest.ingest``'s (folder sync)."""
+        ``prune``, ``only`` and ``embedder`` are ``rag.index.ingest.ingest``'s (folder sync)."""
         options: dict[str, Any] = {"prune": prune, "only": only, "embedder": embedder}
         if progress is not None:
             options["progress"] = progress

@@ -1,14 +1,14 @@
 """Answerers: turn a question's chosen evidence into checked answer sentences.
 
 Both answerers work on one typed ``AnswerState`` (the question, its resolved query,
-the retrieved candidates, the answerability decision of ``rag.answer``) and yield
+the retrieved candidates, the answerability decision of ``rag.answering.answer``) and yield
 ``Checked`` sentences: each one already verified against the passage(s) it cites,
 or marked as dropped with the verifier's reason.
 
 - ``ExtractiveAnswerer`` (the default): the chosen sentences themselves, quoted
   word for word; each still passes the verifier (quotes at their offsets).
 - ``GenerativeAnswerer``: an LLM writes from the chosen sentences only (the
-  selector's evidence); ``rag.generation`` cuts its stream into sentences and checks
+  selector's evidence); ``rag.llm.generation`` cuts its stream into sentences and checks
   each one (re-attributing a wrong citation number to the passage that holds it).
 
 What happens to those sentences (numbering citations, streaming snapshots, stopping
@@ -24,12 +24,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from rag.answer import Selection
-from rag.generation import Checked
-from rag.retrieval import Evidence
+from rag.answering.answer import Selection
+from rag.answering.verify import Verifier
+from rag.index.retrieval import Evidence
+from rag.llm.generation import Checked
 from rag.settings import Settings
 from rag.types import Dropped
-from rag.verify import Verifier
 
 
 @dataclass
@@ -112,7 +112,7 @@ class GenerativeAnswerer:
         self.lock = lock
 
     def sentences(self, state: AnswerState) -> Iterator[Checked]:
-        from rag.generation import generate, make_backend
+        from rag.llm.generation import generate, make_backend
 
         # The selector's evidence only: it decided what answers (the rest of top-k is
         # what it judged beside the point), and every passage costs prompt time.
