@@ -11,10 +11,10 @@ from typing import Any
 
 import click
 
+from rag import generators
 from rag.cli import echo_err, echo_json, generator_option, json_option, settings_from
 from rag.cli_common import GeneratorChoice, counted_progress
 from rag.errors import InputError
-from rag.llm import generators
 
 
 def _thresholds(**given: float | None) -> dict[str, float]:

@@ -39,7 +39,7 @@ from rag.documents.chunking import sentence_windows
 from rag.documents.loading import LoadError, load_file
 from rag.documents.sources import discover
 from rag.errors import InputError
-from rag.llm.generators import Backend
+from rag.generators import Backend
 from rag.text import words
 from rag.types import Chunk, Document, IngestReport
 

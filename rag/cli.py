@@ -32,7 +32,8 @@ from rag.cli_common import (
     watch_option,
 )
 from rag.errors import RagError
-from rag.settings import Settings, describe
+from rag.settings import Settings
+from rag.settings_report import describe
 
 PLUGIN_GROUP = "rag.commands"
 BENCH_PLUGIN_GROUP = "rag.bench_commands"
@@ -226,7 +227,7 @@ def remove(ctx: click.Context, source: str, as_json: bool) -> None:
 @click.pass_context
 def info(ctx: click.Context, as_json: bool) -> None:
     """Show the data directory, the model and what the index holds."""
-    from rag.index.manifest import open_catalog
+    from rag.index.catalog import open_catalog
     from rag.index.store import Index
 
     settings = settings_from(ctx)

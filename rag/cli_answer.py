@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from rag import generators
 from rag.cli_common import (
     CliProgress,
     answer_options,
@@ -18,7 +19,6 @@ from rag.cli_common import (
     settings_from,
 )
 from rag.errors import RagError
-from rag.llm import generators
 from rag.settings import Settings
 
 

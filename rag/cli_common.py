@@ -15,7 +15,7 @@ from typing import Any, ClassVar, TypeVar
 
 import click
 
-from rag.llm import generators
+from rag import generators
 from rag.settings import DeprecatedSettingWarning, Settings, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -99,7 +99,7 @@ def settings_from(ctx: click.Context, **more: Any) -> Settings:
 
 
 class GeneratorChoice(click.Choice[str]):
-    """The registered generators (``rag.llm.generators``), read when the flag is parsed, so a
+    """The registered generators (``rag.generators``), read when the flag is parsed, so a
     generator registered after this module was imported is a valid choice too."""
 
     def __init__(self) -> None:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
+from rag import generators
 from rag.answering import answer as extractive
 from rag.answering.conversation import Conversation, Turn
 from rag.answering.question import resolve_followup
@@ -30,7 +31,6 @@ from rag.errors import InputError
 from rag.index.embedding import make_embedder
 from rag.index.live_index import LiveIndex
 from rag.index.retrieval import Evidence
-from rag.llm import generators
 from rag.llm.answerers import Answerer, AnswerState, ExtractiveAnswerer, GenerativeAnswerer
 from rag.llm.judge import Verifiers
 from rag.settings import Settings
@@ -325,8 +325,20 @@ class Pipeline:
         generator: str | None = None,
         documents: Sequence[str] | None = None,
     ) -> Iterator[Answer]:
-        """``stream`` with the conversation's history; the turn is recorded at the end."""
-        return conversation.stream(self, question, top_k, generator, documents)
+        """``stream`` with the conversation's history; the turn is recorded when the
+        answer is complete."""
+        result: Answer | None = None
+        for result in self.stream(
+            question,
+            conversation.questions(),
+            top_k,
+            generator,
+            conversation.exchanges(),
+            documents,
+        ):
+            yield result
+        if result is not None:
+            conversation.record(question, result)
 
     def close(self) -> None:
         self.live.close()

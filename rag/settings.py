@@ -1,19 +1,17 @@
 """One settings object for the CLI, the UI, the evals and the tests.
 
 Precedence, lowest first: defaults, a TOML config file, ``RAG_*`` environment
-variables, then CLI flags (passed in as overrides). ``describe()`` reports where each
-effective value came from, for ``rag config``. Settings are passed explicitly;
-there is no module-level instance. This module does not build anything from them
+variables, then CLI flags (passed in as overrides). ``rag.settings_report.describe``
+reports where each effective value came from, for ``rag config``. Settings are passed
+explicitly; there is no module-level instance. This module does not build anything from them
 (``rag.pipeline.build_pipeline`` does).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,8 +24,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from rag import generators
 from rag.errors import InputError
-from rag.llm import generators
 
 APP_NAME = "rag"
 ENV_PREFIX = "RAG_"
@@ -389,54 +387,3 @@ def load_settings(**overrides: Any) -> Settings:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"Cannot parse config file {config_path()}: {exc}") from None
-
-
-@dataclass(frozen=True)
-class SettingReport:
-    name: str
-    value: Any
-    source: str
-    description: str
-
-
-def describe(settings: Settings, overrides: dict[str, Any] | None = None) -> list[SettingReport]:
-    """Each effective setting with the layer it came from (flag, env, config file, default)."""
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    path = config_path()
-    file_values: dict[str, Any] = {}
-    if path.is_file():
-        try:
-            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError):
-            file_values = {}
-    rows = []
-    for name, field in Settings.model_fields.items():
-        env_name = f"{ENV_PREFIX}{name.upper()}"
-        if name in overrides:
-            source = "flag"
-        elif env_name in os.environ:
-            source = f"env {env_name}"
-        elif name in file_values:
-            source = f"config {path}"
-        else:
-            source = "default"
-        value = getattr(settings, name)
-        if name == "ui_auth" and value:
-            value = value.split(":", 1)[0] + ":***"  # never print the password
-        if name in ("llm_api_key", "chroma_token") and value:
-            value = "***"
-        if name == "manifest_url" and value:
-            value = re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", value)  # never the password
-        if name == "api_keys" and value:
-            # How many, never any part of one: even a prefix narrows a guess.
-            count = len(settings.api_key_list)
-            value = f"*** ({count} key{'' if count == 1 else 's'})"
-        rows.append(
-            SettingReport(
-                name=name,
-                value=str(value) if isinstance(value, Path) else value,
-                source=source,
-                description=field.description or "",
-            )
-        )
-    return rows

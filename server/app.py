@@ -37,12 +37,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import rag  # noqa: F401  (offline and no-telemetry environment before any library)
-from rag import __version__
+from rag import __version__, generators
 from rag.answering.conversation import resolved_history
 from rag.errors import (
     RagError,
 )
-from rag.llm import generators
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 from rag.types import Answer

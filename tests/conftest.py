@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag.llm import generators
+from rag import generators
 from rag.settings import Settings, load_settings
 from tests.helpers import ScriptedBackend, isolated_settings
 

@@ -86,7 +86,7 @@ def corpus_files(*roots: Path) -> dict[str, Path]:
 class ScriptedBackend:
     """An LLM backend that streams a fixed reply (a few characters at a time, as a model
     does) and records the prompts it was given. Registered as a generator through
-    ``rag.llm.generators`` by the ``scripted_generator`` fixture."""
+    ``rag.generators`` by the ``scripted_generator`` fixture."""
 
     name = "scripted"
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from rag import generators
 from rag.answering.verify import Verifier
 from rag.cli import cli
 from rag.cli_answer import render_text
@@ -17,7 +18,6 @@ from rag.documents.loading import load_text
 from rag.errors import InputError
 from rag.index.ingest import ingest
 from rag.index.retrieval import Evidence
-from rag.llm import generators
 from rag.llm.generation import build_messages, check_sentence, make_backend, split_stream
 from rag.pipeline import Conversation, build_pipeline
 from rag.settings import Settings

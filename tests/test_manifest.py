@@ -23,8 +23,11 @@ import pytest
 
 from rag.documents.chunking import sentence_windows
 from rag.errors import IndexCorruptError, IngestBusyError, InputError, StoreUnavailableError
-from rag.index.manifest import Catalog, SqliteCatalog, open_catalog
-from rag.settings import describe, load_settings
+from rag.index.catalog import open_catalog
+from rag.index.manifest import Catalog
+from rag.index.manifest_sqlite import SqliteCatalog
+from rag.settings import load_settings
+from rag.settings_report import describe
 from rag.types import Document
 from tests.helpers import REPO, clean_env, free_port
 
@@ -131,7 +134,7 @@ def test_stale_generations_are_dropped(catalog: Catalog) -> None:
 HOLDER = """
 import sys, time
 from rag.settings import load_settings
-from rag.index.manifest import open_catalog
+from rag.index.catalog import open_catalog
 url = sys.argv[2]
 settings = load_settings(data_dir=sys.argv[1], manifest_url=url or None,
                          chroma_mode="http" if url else "embedded")

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from rag.index.catalog import open_catalog
 from rag.index.ingest import ingest
-from rag.index.manifest import open_catalog
 from rag.pipeline import build_pipeline
 from rag.settings import Settings
 from server.sandbox import ChromaServer

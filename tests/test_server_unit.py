@@ -26,7 +26,8 @@ from rag.errors import (
     StoreUnavailableError,
 )
 from rag.pipeline import QuestionError, check_question
-from rag.settings import Settings, describe
+from rag.settings import Settings
+from rag.settings_report import describe
 from rag.text import clean_text
 from rag.types import Answer, AnswerSentence, Citation
 from server.cli import ExposureError, check_exposure, check_port

@@ -18,9 +18,9 @@ from rag.settings import (
     DeprecatedSettingWarning,
     Settings,
     config_path,
-    describe,
     load_settings,
 )
+from rag.settings_report import describe
 
 DEFAULT_TOP_K = Settings.model_fields["top_k"].default
 DEFAULT_BATCH = Settings.model_fields["embed_batch_size"].default

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import rag  # noqa: F401  (offline and no-analytics environment first)
+from rag import generators
 from rag.errors import InputError, RagError
-from rag.llm import generators
 from rag.settings import Settings
 from ui.handlers import (
     UPLOAD_SUFFIXES,

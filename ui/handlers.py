@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rag import generators
 from rag.documents.loading import SUPPORTED_SUFFIXES, is_supported, load_file
 from rag.errors import InputError, RagError
-from rag.llm import generators
 from rag.pipeline import Conversation, Pipeline
 from rag.settings import Settings, bundled_corpus
 from rag.types import Answer, Citation

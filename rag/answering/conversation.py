@@ -3,22 +3,19 @@
 Follow-ups are resolved against the conversation's earlier questions (resolved
 ones, so "And its size?" after a follow-up still has a subject); an LLM also sees
 the earlier (question, answer) pairs. Each web-chat session and each terminal chat
-owns one ``Conversation``; nothing here is shared between them. Answering itself is
-``rag.pipeline``'s.
+owns one ``Conversation``; nothing here is shared between them. Answering within one
+is ``rag.pipeline``'s (``Pipeline.stream_chat`` reads the history here and records the
+turn): a chat turn flows one way, from the pipeline to the conversation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from rag.answering.question import resolve_followup
 from rag.text import clean_text
 from rag.types import Answer
-
-if TYPE_CHECKING:
-    from rag.pipeline import Pipeline
 
 
 def resolved_history(questions: Sequence[str]) -> list[str]:
@@ -49,21 +46,10 @@ class Conversation:
     def reset(self) -> None:
         self.turns.clear()
 
-    def stream(
-        self,
-        pipeline: Pipeline,
-        question: str,
-        top_k: int | None = None,
-        generator: str | None = None,
-        documents: Sequence[str] | None = None,
-    ) -> Iterator[Answer]:
-        """The pipeline's answer stream in this conversation; the turn is recorded
-        when the answer is complete."""
-        turns = [(t.question, t.answer.answer) for t in self.turns]
-        result: Answer | None = None
-        for result in pipeline.stream(
-            question, self.questions(), top_k, generator, turns, documents
-        ):
-            yield result
-        if result is not None:
-            self.turns.append(Turn(question, result))
+    def exchanges(self) -> list[tuple[str, str]]:
+        """The earlier (question, answer) pairs, oldest first: what an LLM sees."""
+        return [(t.question, t.answer.answer) for t in self.turns]
+
+    def record(self, question: str, answer: Answer) -> None:
+        """A completed turn (the pipeline calls this when the answer is complete)."""
+        self.turns.append(Turn(question, answer))

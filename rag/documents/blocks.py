@@ -22,10 +22,20 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from rag.documents.markup import (
+    BULLET,
+    HTML_START,
+    RST_MARKUP,
+    RST_OPTION,
+    html_text_span,
+    is_navigation,
+    opens_tag,
+    states_something,
+    strip_span,
+)
 from rag.types import Document
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
-_BULLET = re.compile(r"^[ \t]*(?:--|[-*+•]|\d{1,3}[.)])[ \t]+")
 # A line of one repeated mark: a reStructuredText / setext underline, or a rule.
 _UNDERLINE = re.compile(r"^[ \t]*([=\-~^*#+_])\1{2,}[ \t]*$")
 # Markdown pipe tables: the row under the header is made of dashes (and colons).
@@ -33,23 +43,6 @@ _TABLE_SEPARATOR = re.compile(
     r"^[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)*\|?[ \t]*$"
 )
 _FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)")
-# A texinfo manual's navigation line, as the HTML loader or a PDF print gives it.
-_NAVIGATION = re.compile(
-    r"^(?:(?:Next|Previous|Prev|Up)\s*:\s*[^\n]*?(?:,\s*|\s+|$)){2,}"
-    r"(?:\[\s*(?:Contents|Index)\s*\]\s*)*$"
-)
-# reStructuredText explicit markup: a comment, directive, target or substitution
-# definition starts with ".." and a space (an ellipsis "..." does not).
-_RST_MARKUP = re.compile(r"^[ \t]*\.\.(?:[ \t]|$)")
-_RST_OPTION = re.compile(r"^[ \t]+:[\w-]+:")
-# Markdown images, links and link definitions; HTML tags.
-_MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)|!\[[^\]]*\]\[[^\]]*\]")
-_MD_LINK = re.compile(r"\[((?:[^\[\]]|\[[^\]]*\])*)\]\([^)]*\)|\[([^\]]+)\]\[[^\]]*\]")
-_MD_LINK_DEFINITION = re.compile(r"^[ \t]*\[[^\]]+\]:[ \t]*\S+")
-_MD_ALERT = re.compile(r"^[ \t]*>[ \t]*\[![A-Z]+\][ \t]*$")  # GitHub's "> [!NOTE]"
-_HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>|<!--.*?-->")
-_TAG_NAME = re.compile(r"</?[A-Za-z]")
-_HTML_START = re.compile(r"^[ \t]*<(?:[A-Za-z/]|!--)")
 # In pypdf's layout text, table cells on one line are separated by runs of spaces;
 # prose never has three spaces between words (two may follow a full stop).
 _CELL_GAP = re.compile(r" {3,}")
@@ -89,14 +82,6 @@ def _lines(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
         pos = stop + 1
 
 
-def strip_span(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
-
-
 def _indent(line: str) -> int:
     expanded = line.expandtabs(8)
     return len(expanded) - len(expanded.lstrip())
@@ -114,7 +99,7 @@ def _wrap_width(lines: list[str]) -> int:
 def _looks_like_heading(line: str, prev: str, next_line: str, wrap: int = 0) -> bool:
     """A plain-text heading: short, unpunctuated, between sentences, before a capital."""
     line = line.strip()
-    if not line or len(line) > 80 or _BULLET.match(line):
+    if not line or len(line) > 80 or BULLET.match(line):
         return False
     if line[-1] in ".!?,;:…\"'”’)" or not (line[0].isupper() or line[0].isdigit()):
         return False
@@ -126,7 +111,7 @@ def _looks_like_heading(line: str, prev: str, next_line: str, wrap: int = 0) -> 
     if prev and prev[-1] not in ".!?:…\"'”’)":
         return False
     next_line = next_line.strip()
-    return not next_line or next_line[0].isupper() or bool(_BULLET.match(next_line))
+    return not next_line or next_line[0].isupper() or bool(BULLET.match(next_line))
 
 
 def _cells(line: str) -> list[str]:
@@ -175,70 +160,6 @@ def _layout_table(text: str, lines: list[tuple[int, int]], i: int) -> tuple[list
     return blocks, j
 
 
-def without_markup(text: str) -> str:
-    """``text`` as a reader sees it: Markdown images dropped, links reduced to their
-    text, HTML tags removed. For matching; a quote stays the document's own text."""
-    text = _MD_IMAGE.sub(" ", text)
-    text = _MD_LINK.sub(lambda m: m.group(1) or m.group(2) or "", text)
-    return _HTML_TAG.sub(" ", text)
-
-
-def _has_words(text: str) -> bool:
-    return any(c.isalnum() for c in text)
-
-
-def _markup_line(line: str, kind: str) -> bool:
-    """False for a line that is markup stating nothing (see the module docstring)."""
-    if kind == "txt" and _RST_MARKUP.match(line):
-        return False
-    if kind != "md":
-        return True
-    if _MD_LINK_DEFINITION.match(line) or _MD_ALERT.match(line):
-        return False
-    # Badges and images, and a table of contents (links into the page itself): no
-    # words once images and in-page links are gone. A link's own text stays ("[MIT]
-    # (LICENSE)" under "License" says the licence).
-    if not (_MD_IMAGE.search(line) or _MD_LINK.search(line)):
-        return True
-    text = _MD_LINK.sub(_link_text, _MD_IMAGE.sub(" ", line))
-    return _has_words(_BULLET.sub("", text, count=1))
-
-
-def _link_text(link: re.Match[str]) -> str:
-    """A Markdown link's text, or nothing for a link into the page (``(#usage)``)."""
-    if "](#" in link.group(0):
-        return " "
-    return link.group(1) or link.group(2) or ""
-
-
-def _html_text(
-    text: str, start: int, end: int, in_tag: bool
-) -> tuple[tuple[int, int] | None, bool]:
-    """The span of a Markdown HTML line's text between its tags (None: it has none),
-    and whether the line ends inside a tag that goes on to the next line."""
-    if in_tag:
-        close = text.find(">", start, end)
-        if close == -1:
-            return None, True
-        start = close + 1
-    last = text.rfind("<", start, end)
-    open_at_end = (
-        last != -1 and text.find(">", last, end) == -1 and bool(_TAG_NAME.match(text, last))
-    )
-    if open_at_end:
-        end = last
-    runs: list[tuple[int, int]] = []
-    pos = start
-    for tag in _HTML_TAG.finditer(text, start, end):
-        runs.append((pos, tag.start()))
-        pos = tag.end()
-    runs.append((pos, end))
-    runs = [(s, e) for s, e in runs if _has_words(text[s:e])]
-    if not runs:
-        return None, open_at_end
-    return strip_span(text, runs[0][0], runs[-1][1]), open_at_end
-
-
 # Lines of hard-wrapped text shorter than this share of the wrap width were ended by
 # their author, not by the wrapping: date lines, a list without bullets. Two of them in
 # a row, the second starting a new statement, are two blocks.
@@ -265,21 +186,11 @@ def _line_break(prev: str, line: str, wrap: int) -> bool:
     return line[:1].isupper() or line[:1].isdigit() or line[:1] in "[\"'*"
 
 
-def _opens_tag(line: str) -> bool:
-    """The line leaves an HTML tag open: its last "<" starts a tag not closed on it."""
-    last = line.rfind("<")
-    return last != -1 and line.rfind(">") < last and bool(_TAG_NAME.match(line, last))
-
-
-def _navigation(text: str) -> bool:
-    return bool(_NAVIGATION.match(" ".join(text.split())))
-
-
 def blocks(doc: Document) -> Iterator[Block]:
     """The document's blocks, in order: headings, list items, paragraphs (hard-wrapped
     lines joined), table rows and code lines; markup that states nothing left out."""
     for block in _blocks(doc):
-        if block.kind in ("para", "heading") and _navigation(doc.text[block.start : block.end]):
+        if block.kind in ("para", "heading") and is_navigation(doc.text[block.start : block.end]):
             continue
         yield block
 
@@ -326,21 +237,21 @@ def _blocks(doc: Document) -> Iterator[Block]:
         if not line.strip() or _UNDERLINE.match(line):
             yield from flush()
             continue
-        if doc.kind == "md" and (in_tag or _opens_tag(line) or _HTML_START.match(line)):
+        if doc.kind == "md" and (in_tag or opens_tag(line) or HTML_START.match(line)):
             # HTML in Markdown, a tag possibly written over several lines: only the
             # text between tags is read.
             yield from flush()
-            html_text, in_tag = _html_text(text, ls, le, in_tag)
+            html_text, in_tag = html_text_span(text, ls, le, in_tag)
             if html_text is not None:
                 yield Block(*html_text, "para")
             continue
-        if rst_markup is not None and _indent(line) > rst_markup and _RST_OPTION.match(line):
+        if rst_markup is not None and _indent(line) > rst_markup and RST_OPTION.match(line):
             continue  # a directive's options (":target: URL") belong to the directive
         rst_markup = None
         # Markup lines start a block; a link that goes on a sentence stays in it.
-        if (block_start is None or _BULLET.match(line)) and not _markup_line(line, doc.kind):
+        if (block_start is None or BULLET.match(line)) and not states_something(line, doc.kind):
             yield from flush()
-            rst_markup = _indent(line) if _RST_MARKUP.match(line) else None
+            rst_markup = _indent(line) if RST_MARKUP.match(line) else None
             continue
         if "|" in line and _TABLE_SEPARATOR.match(nxt) and "|" in nxt:
             yield from flush()
@@ -375,7 +286,7 @@ def _blocks(doc: Document) -> Iterator[Block]:
             s, e = strip_span(text, ls, le)
             yield Block(s, e, "heading")
             continue
-        bullet = _BULLET.match(line)
+        bullet = BULLET.match(line)
         if bullet:
             yield from flush()
             block_start, block_end, block_kind, block_lines = ls + bullet.end(), le, "item", 1

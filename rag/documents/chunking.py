@@ -22,7 +22,8 @@ from typing import Any
 
 from langchain_text_splitters import TextSplitter
 
-from rag.documents.blocks import blocks, pipe_cells, strip_span, without_markup
+from rag.documents.blocks import blocks, pipe_cells
+from rag.documents.markup import strip_span, without_markup
 from rag.types import Chunk, Document, Span
 
 # Bumped whenever a change to loading or splitting changes the chunks of a document

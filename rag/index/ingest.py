@@ -26,8 +26,9 @@ from rag.documents.loading import LoadError, load_file
 from rag.documents.sources import Notify, SourceFile, discover, unique_source
 from rag.documents.sources import ingest_lock as ingest_lock
 from rag.errors import IndexCorruptError, IngestBusyError, InputError
+from rag.index.catalog import open_catalog
 from rag.index.embedding import Embedder, SentenceTransformerEmbedder, ensure_onnx_export
-from rag.index.manifest import Catalog, open_catalog
+from rag.index.manifest import Catalog
 from rag.index.store import Index, new_generation_name, remove_stale_generations
 from rag.settings import Settings
 from rag.types import Chunk, Document, IngestReport

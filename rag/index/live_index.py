@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from rag.index.catalog import is_shared
 from rag.index.embedding import Embedder
 from rag.index.ingest import Progress, ingest, remove_document
-from rag.index.manifest import is_shared
 from rag.index.retrieval import Retriever
 from rag.index.store import DocumentRecord, Index, forget_chroma_clients
 from rag.settings import Settings

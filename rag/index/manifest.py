@@ -14,25 +14,21 @@ by ``manifest_url``:
 Both backends run the same SQL (the placeholders aside), so each query is written
 once, in ``Manifest``. A ``Catalog`` is the backend's view of all generations. This
 module holds no vectors (``rag.index.store``) and does not decide what to ingest
-(``rag.index.ingest``); ``rag.index.manifest_pg`` is the PostgreSQL side, imported only when used.
+(``rag.index.ingest``). The backends are ``rag.index.manifest_sqlite`` and
+``rag.index.manifest_pg``; ``rag.index.catalog`` opens the one the settings name.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from rag.errors import IndexCorruptError
-from rag.settings import Settings
 from rag.types import Chunk, Document, DocumentRecord, Page
 
 POINTER = "index.json"
@@ -277,139 +273,6 @@ class Catalog(ABC):
         """Release connections."""
 
 
-# -- SQLite ------------------------------------------------------------------------------------
-
-
-class SqliteManifest(Manifest):
-    def __init__(self, generation: str, path: Path) -> None:
-        super().__init__(generation)
-        self.path = path
-        try:
-            self.db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
-            self.db.execute("PRAGMA foreign_keys = ON")
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = FULL")
-        except sqlite3.DatabaseError as exc:
-            raise IndexCorruptError(
-                f"The index manifest {path} is unreadable ({exc}). {REBUILD_HINT}"
-            ) from exc
-
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        try:
-            return self.db.execute(sql, tuple(params)).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise  # another writer, not damage
-            raise IndexCorruptError(
-                f"The index manifest {self.path} is unreadable ({exc}). {REBUILD_HINT}"
-            ) from exc
-        except sqlite3.DatabaseError as exc:
-            raise IndexCorruptError(
-                f"The index manifest {self.path} is unreadable ({exc}). {REBUILD_HINT}"
-            ) from exc
-
-    def _transact(self, steps: Sequence[Step]) -> None:
-        with self.db:
-            for sql, rows in steps:
-                if len(rows) == 1:
-                    self.db.execute(sql, tuple(rows[0]))  # DDL cannot go through executemany
-                else:
-                    self.db.executemany(sql, [tuple(r) for r in rows])
-
-    def close(self) -> None:
-        self.db.close()
-
-
-class SqliteCatalog(Catalog):
-    """Generations as directories of the data directory; ``index.json`` names the live one."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-
-    @property
-    def location(self) -> str:
-        return str(self.data_dir)
-
-    def live(self) -> str | None:
-        pointer = self.data_dir / POINTER
-        if not pointer.exists():
-            return None
-        try:
-            generation = json.loads(pointer.read_text(encoding="utf-8"))["generation"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise IndexCorruptError(
-                f"The index pointer {pointer} is unreadable. {REBUILD_HINT}"
-            ) from exc
-        return check_generation(generation, str(pointer))
-
-    def switch(self, generation: str) -> None:
-        # One atomic rename; the old generation stays until removed.
-        tmp = self.data_dir / f".{POINTER}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump({"generation": generation}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.data_dir / POINTER)
-        _fsync_dir(self.data_dir)
-
-    def open(self, generation: str) -> Manifest:
-        path = self.data_dir / generation / "manifest.sqlite3"
-        if not path.is_file():
-            raise IndexCorruptError(f"The index in {path.parent} is incomplete. {REBUILD_HINT}")
-        return SqliteManifest(generation, path)
-
-    def create(self, generation: str, meta: dict[str, str]) -> Manifest:
-        directory = self.data_dir / generation
-        directory.mkdir(parents=True, exist_ok=False)
-        manifest = SqliteManifest(generation, directory / "manifest.sqlite3")
-        manifest.initialise(meta)
-        return manifest
-
-    def generations(self) -> list[str]:
-        return sorted(e.name for e in self.data_dir.glob("index-*") if e.is_dir())
-
-    def drop(self, generation: str) -> None:
-        shutil.rmtree(self.data_dir / generation, ignore_errors=True)
-
-    def lock(self, wait: bool = True, notify: Any = None) -> AbstractContextManager[None]:
-        from rag.documents.sources import (
-            ingest_lock,  # rag.documents.sources imports rag.index.store, which imports us
-        )
-
-        return ingest_lock(self.data_dir, wait=wait, notify=notify)
-
-    def close(self) -> None:
-        pass  # each manifest holds its own SQLite connection
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def batches(items: list[str], size: int) -> Iterable[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-# -- the factory -------------------------------------------------------------------------------
-
-
-def is_shared(settings: Settings) -> bool:
-    """True when the manifest lives in a database that several machines share."""
-    return bool(settings.manifest_url)
-
-
-def open_catalog(settings: Settings) -> Catalog:
-    """The manifest backend ``settings.manifest_url`` names (SQLite files without one)."""
-    if not settings.manifest_url:
-        return SqliteCatalog(settings.data_dir)
-    from rag.index.manifest_pg import PostgresCatalog  # psycopg only when asked for
-
-    return PostgresCatalog(settings.manifest_url, settings.manifest_timeout_s)

@@ -38,6 +38,7 @@ import numpy as np
 
 from rag.documents.chunking import CHUNKER_VERSION
 from rag.errors import IndexCorruptError, IndexMissingError, RagError, StoreUnavailableError
+from rag.index.catalog import open_catalog
 from rag.index.manifest import (
     POINTER as POINTER,
 )
@@ -45,11 +46,10 @@ from rag.index.manifest import (
     REBUILD_HINT,
     Catalog,
     Manifest,
-    SqliteCatalog,
     batches,
     now,
-    open_catalog,
 )
+from rag.index.manifest_sqlite import SqliteCatalog
 from rag.settings import Settings
 from rag.types import Chunk, Document
 from rag.types import DocumentRecord as DocumentRecord

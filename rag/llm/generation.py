@@ -1,7 +1,7 @@
 """Generative answers: an LLM writes, the verifier decides what the user sees.
 
 Backends behind ``make_backend``, which builds the one a generator registered in
-``rag.llm.generators`` asks for (lazy imports, install hints). The built-in ones:
+``rag.generators`` asks for (lazy imports, install hints). The built-in ones:
 
 - ``llama-cpp``: a local GGUF through llama-cpp-python (the packaged Qwen by default);
 - ``openai``: any OpenAI-compatible server through langchain-openai;
@@ -24,11 +24,11 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rag import generators
 from rag.answering.verify import Verifier
 from rag.errors import ModelUnavailableError, RagError
+from rag.generators import Backend
 from rag.index.retrieval import Evidence
-from rag.llm import generators
-from rag.llm.generators import Backend
 from rag.settings import Settings
 from rag.types import Dropped
 

@@ -4,9 +4,10 @@
 A generator is a name, a one-line description and a factory that builds its
 ``Backend`` from the settings. ``extractive`` is the exception: it quotes the
 chosen sentences and needs no model, so it has no factory. The built-in LLM
-generators are registered here with factories that import ``rag.llm.generation`` (and
-through it the LLM libraries) only when a backend is actually built, so reading
-the registry stays cheap for the settings and the CLI.
+generators are registered here by the dotted name of their factory, resolved only when
+a backend is actually built: the registry imports neither the backends
+(``rag.llm.generation`` pulls in retrieval and the LLM libraries) nor the settings
+(which read this list to check a ``generator`` value), so it sits below both.
 
 Anything can add a generator with ``register`` (the tests register a scripted one);
 it is then a valid ``generator`` setting and ``--generator`` value at once. This
@@ -16,14 +17,12 @@ does not decide answers (``rag.pipeline``).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol, cast
 
 from rag.errors import InputError
-
-if TYPE_CHECKING:
-    from rag.settings import Settings
 
 EXTRACTIVE = "extractive"
 
@@ -36,7 +35,9 @@ class Backend(Protocol):
     def stream(self, messages: list[dict[str, str]]) -> Iterator[str]: ...
 
 
-BackendFactory = Callable[["Settings"], Backend]
+# A factory takes the settings (``rag.settings.Settings``, not imported here: the
+# settings import this module).
+BackendFactory = Callable[[Any], Backend]
 
 
 @dataclass(frozen=True)
@@ -102,29 +103,21 @@ def summary() -> str:
 
 
 # -- the built-in generators ------------------------------------------------------------
-# Each factory imports rag.llm.generation on first use: that module pulls in retrieval,
-# and its backends pull in llama-cpp-python or LangChain's chat models.
 
 
-def _llama_cpp(settings: Settings) -> Backend:
-    from rag.llm.generation import llama_cpp_backend
+def lazy(target: str) -> BackendFactory:
+    """A factory that imports ``module:function`` when a backend is first built."""
+    module, _, function = target.partition(":")
 
-    return llama_cpp_backend(settings)
+    def make(settings: Any) -> Backend:
+        factory = getattr(importlib.import_module(module), function)
+        return cast(Backend, factory(settings))
 
-
-def _openai(settings: Settings) -> Backend:
-    from rag.llm.generation import openai_backend
-
-    return openai_backend(settings)
-
-
-def _ollama(settings: Settings) -> Backend:
-    from rag.llm.generation import ollama_backend
-
-    return ollama_backend(settings)
+    return make
 
 
 register(EXTRACTIVE, "no model: quotes the chosen sentences", None)
-register("llama-cpp", "a local GGUF through llama-cpp-python", _llama_cpp)
-register("openai", "any OpenAI-compatible server", _openai)
-register("ollama", "an Ollama server", _ollama)
+register("llama-cpp", "a local GGUF through llama-cpp-python",
+         lazy("rag.llm.generation:llama_cpp_backend"))  # fmt: skip
+register("openai", "any OpenAI-compatible server", lazy("rag.llm.generation:openai_backend"))
+register("ollama", "an Ollama server", lazy("rag.llm.generation:ollama_backend"))
