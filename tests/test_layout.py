@@ -122,3 +122,24 @@ def test_the_import_contracts_fail_when_broken(
     broken = _lint_imports(tmp_path)
     assert broken.returncode != 0
     assert contract in broken.stdout and "BROKEN" in broken.stdout, broken.stdout
+
+
+def test_the_old_module_names_still_import_with_a_warning() -> None:
+    import importlib
+    import warnings
+
+    from rag._moved import MOVED
+
+    for old, new in MOVED.items():
+        sys.modules.pop(old, None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module = importlib.import_module(old)
+        assert module is importlib.import_module(new), old
+        assert any(
+            issubclass(w.category, DeprecationWarning) and new in str(w.message) for w in caught
+        ), old
+    # The documented path of the sentence splitter, by name.
+    from rag.chunking import SentenceSplitter
+
+    assert SentenceSplitter.__module__ == "rag.documents.chunking"
