@@ -7,7 +7,7 @@ LLM_STAMP := $(VENV)/.installed-llm
 # llama-cpp-python compiles from source; a portable build runs on any x86-64.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: chat cli-chat test lint install llm browser postgres train train-reader clean
+.PHONY: chat cli-chat test lint docs install llm browser postgres train train-reader clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -54,10 +54,21 @@ postgres:
 test: $(LLM_STAMP) browser postgres
 	$(BIN)/python -m pytest -q
 
+# lint-imports checks the package layering and that no imports circle (the contracts
+# are in pyproject.toml). The settings_doc and mkdocs lines keep the docs from drifting: the configuration page
+# must be what Settings says, and a broken link, anchor or missing page fails the build
+# (never with -q: mkdocs 1.6 then drops the warnings before --strict counts them).
 lint: $(STAMP)
 	$(BIN)/ruff check rag ui evals server tests
 	$(BIN)/ruff format --check rag ui evals server tests
 	$(BIN)/mypy rag ui evals server
+	$(BIN)/lint-imports
+	$(BIN)/python -m rag.settings_doc --check
+	$(BIN)/mkdocs build --strict -d site
+
+# The documentation site (docs/, mkdocs.yml) into site/; open site/index.html.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict -d site
 
 # The learned answer selector, from the committed labels (a minute or two on a CPU,
 # no LLM): writes rag/models/selector.json.
