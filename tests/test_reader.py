@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from evals.reader_data import Candidate, Question, data_hash, read_questions
-from evals.reader_train import Recipe, held_out_figures, main, split
+from evals.reader_eval import held_out_figures
+from evals.reader_recipe import Recipe
+from evals.reader_train import main, split
 from rag.answering.reader import (
     INFO_FILE,
     MODEL_FILE,
@@ -146,7 +148,7 @@ def test_the_recipe_trains_exports_and_resumes_on_a_tiny_slice(
 
 
 def test_the_held_out_suite_is_the_readers_held_out_documents() -> None:
-    from evals.reader_train import HELD_OUT_SUITE
+    from evals.reader_export import HELD_OUT_SUITE
     from evals.schema import load_suite
 
     held = json.loads((READER_DIR / INFO_FILE).read_text(encoding="utf-8"))["trained"][

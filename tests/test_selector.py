@@ -14,16 +14,9 @@ import numpy as np
 import pytest
 
 from evals.selector_curve import curve, curve_text
-from evals.selector_train import (
-    Choice,
-    Group,
-    Policy,
-    cross_validate,
-    keeps_gates,
-    meets_gates,
-    train,
-    where_lost,
-)
+from evals.selector_groups import Group
+from evals.selector_policy import Choice, Policy, cross_validate, keeps_gates, meets_gates
+from evals.selector_train import train, where_lost
 from rag.answering.answer import with_context
 from rag.answering.question import analyze
 from rag.answering.selector import (
