@@ -28,6 +28,9 @@ from rag.answering.conversation import Conversation, Turn
 from rag.answering.question import resolve_followup
 from rag.answering.selector import make_selector
 from rag.errors import InputError
+from rag.feedback.record import Feedback, FeedbackRecord
+from rag.feedback.record import check as check_feedback
+from rag.feedback.store import FeedbackStore, open_feedback_store
 from rag.index.embedding import make_embedder
 from rag.index.live_index import LiveIndex
 from rag.index.retrieval import Evidence
@@ -89,6 +92,9 @@ class Pipeline:
         self.verifiers = Verifiers(settings, live.embedder)
         self.selector = make_selector(settings)
         self._llm_lock = threading.Lock()
+        # Opened at the first rating: most processes never store one.
+        self._feedback: FeedbackStore | None = None
+        self._feedback_lock = threading.Lock()
         self._answerers: dict[str, Answerer] = {
             "extractive": ExtractiveAnswerer(self.verifiers.extractive)
         }
@@ -340,7 +346,24 @@ class Pipeline:
         if result is not None:
             conversation.record(question, result)
 
+    # -- feedback ----------------------------------------------------------------------
+
+    def rate(self, feedback: Feedback, key: str | None = None) -> FeedbackRecord:
+        """Check a rating of an answer against the live index (its citations must still
+        be the documents' text) and store it; ``key``: the API key it came with."""
+        record = check_feedback(feedback, self.live.document, self.settings.max_question_chars, key)
+        with self._feedback_lock:
+            if self._feedback is None:
+                self._feedback = open_feedback_store(self.settings)
+            store = self._feedback
+        store.add(record)
+        return record
+
     def close(self) -> None:
+        with self._feedback_lock:
+            if self._feedback is not None:
+                self._feedback.close()
+                self._feedback = None
         self.live.close()
 
 

@@ -278,6 +278,14 @@ class Settings(BaseSettings):
         description="Seconds to wait for the manifest database (connect and each "
         "statement) before failing with a clear error instead of hanging.",
     )
+    feedback_max_mb: float = Field(
+        default=20.0,
+        gt=0,
+        le=100_000,
+        description="Total size of the stored ratings (web chat thumbs, POST /api/feedback) "
+        "past which a new rating is refused with a message saying how to make room "
+        "(rag feedback export, then rag feedback purge).",
+    )
     manifest_poll_s: float = Field(
         default=0.5,
         ge=0,

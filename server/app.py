@@ -42,6 +42,7 @@ from rag.answering.conversation import resolved_history
 from rag.errors import (
     RagError,
 )
+from rag.feedback.record import Feedback
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 from rag.types import Answer
@@ -52,6 +53,8 @@ from server.schemas import (
     ApiError,
     AskRequest,
     ChatRequest,
+    FeedbackCreated,
+    FeedbackRequest,
     RetrieveRequest,
     error_body,
     status_of,
@@ -173,6 +176,32 @@ def create_app(settings: Settings, pipeline: Pipeline, chat: bool = True) -> Fas
             body.question, body.history, [], body.top_k, body.generator, body.documents
         )
         return JSONResponse(last(answers).to_json())
+
+    @app.post(
+        "/api/feedback",
+        tags=["api"],
+        dependencies=Authorized,
+        status_code=201,
+        responses={400: {"description": "A forged, stale or malformed rating"}},
+    )
+    def feedback(
+        body: FeedbackRequest,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> FeedbackCreated:
+        """Rate an answer: stored for review and export as eval cases (rag feedback)."""
+        key = credentials.credentials if server.keys and credentials is not None else None
+        record = pipeline.rate(
+            Feedback(
+                question=body.question,
+                answer=body.answer,
+                rating=body.rating,
+                history=tuple(body.history),
+                correction=body.correction or "",
+                should_refuse=body.should_refuse,
+            ),
+            key=key,
+        )
+        return FeedbackCreated(id=record.id)
 
     @app.post("/v1/retrieve", tags=["api"], dependencies=Authorized)
     def retrieve(body: RetrieveRequest) -> JSONResponse:

@@ -21,6 +21,7 @@ from rag.errors import (
     RagError,
     StoreUnavailableError,
 )
+from rag.feedback.store import FeedbackFullError, FeedbackStoreError
 
 MAX_MESSAGES = 200  # a conversation longer than this is a client bug, not a chat
 MAX_PATTERNS = 100
@@ -57,6 +58,10 @@ def status_of(exc: RagError) -> tuple[int, str]:
         return 400, "invalid_request"
     if isinstance(exc, IngestBusyError):
         return 409, "ingest_busy"
+    if isinstance(exc, FeedbackFullError):
+        return 507, "feedback_full"
+    if isinstance(exc, FeedbackStoreError):
+        return 503, "unavailable"
     if isinstance(
         exc,
         IndexMissingError | IndexCorruptError | ModelUnavailableError | StoreUnavailableError,
@@ -136,3 +141,32 @@ class ChatRequest(BaseModel):
 
 
 # -- the app ----------------------------------------------------------------------------
+
+
+class FeedbackRequest(BaseModel):
+    """A rating of an answer (``POST /api/feedback``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(description="The question that was answered.")
+    history: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_MESSAGES,
+        description="Earlier questions of the conversation, oldest first.",
+    )
+    answer: dict[str, Any] = Field(
+        description="The answer JSON exactly as POST /api/ask returned it: its citations are "
+        "checked against the index (a changed quote or offset is refused)."
+    )
+    rating: Literal["up", "down"]
+    correction: str | None = Field(
+        default=None, max_length=2000, description="What the right answer is, in your words."
+    )
+    should_refuse: bool | None = Field(
+        default=None,
+        description="True: the documents do not say this (the answer should have been a refusal).",
+    )
+
+
+class FeedbackCreated(BaseModel):
+    id: str = Field(description="The stored rating's id (rag feedback show ID).")

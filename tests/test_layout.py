@@ -38,7 +38,7 @@ def test_rag_depends_on_neither_ui_nor_evals_nor_server(path: Path) -> None:
 
 
 ROOT = RAG.parent
-STAGES = ("documents", "index", "answering", "llm")
+STAGES = ("documents", "index", "answering", "llm", "feedback")
 # The store is the one module allowed past the limit (the issue that set it says so).
 LONG_MODULE_EXCEPTIONS = {"rag/index/store.py"}
 MAX_MODULE_LINES = 400

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from rag.feedback.store import open_feedback_store
 from rag.index.catalog import open_catalog
 from rag.index.ingest import ingest
 from rag.pipeline import build_pipeline
@@ -130,6 +131,20 @@ def test_two_replicas_share_uploads_and_removals(
 
         seen = _until(answered, limit=1.0)
         assert "zephyr.md" in listed(b)
+
+        # A rating sent to one replica is in the shared database: both list it.
+        answer = a.post("/api/ask", json={"question": "Who makes Trainium?"}).json()
+        rated = a.post(
+            "/api/feedback", json={"question": "Who makes Trainium?", "answer": answer,
+                                   "rating": "up"},
+        )  # fmt: skip
+        assert rated.status_code == 201, rated.text
+        for name in ("replica-a", "replica-b"):
+            store = open_feedback_store(shared(name))
+            try:
+                assert rated.json()["id"] in {r.id for r in store.records()}, name
+            finally:
+                store.close()
 
         removed = b.delete("/api/documents/zephyr.md")
         assert removed.status_code == 200 and removed.json()["chunks_removed"] > 0

@@ -42,6 +42,9 @@ ZEPHYR = (
 )
 
 
+SERVE_DATA: dict[str, str] = {}  # each server's data directory, by its URL
+
+
 @pytest.fixture(scope="module")
 def base_url(
     tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path, embedder: Any
@@ -66,6 +69,7 @@ def base_url(
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "rag", "--data-dir", str(data_dir), "serve", "--port",
                str(port)]  # fmt: skip
+    SERVE_DATA[url] = str(data_dir)
     with serving(command, log, f"{url}/readyz", timeout=120, env=env, cwd=REPO):
         yield url
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
@@ -326,7 +330,84 @@ def test_generated_requests_never_get_a_server_error(base_url: str) -> None:
 
         check()
         checked.append(f"{operation.method.upper()} {operation.path}")
-    assert len(checked) == 8, checked
+    assert len(checked) == 9, checked
+
+
+# -- feedback ------------------------------------------------------------------------------
+
+
+def _stored(base_url: str) -> list[Any]:
+    """The ratings the server stored (its SQLite file, read as ``rag feedback`` does)."""
+    from rag.feedback.store import open_feedback_store
+
+    data_dir = Path(SERVE_DATA[base_url])
+    store = open_feedback_store(isolated_settings(data_dir.parent, data_dir=data_dir))
+    try:
+        return store.records()
+    finally:
+        store.close()
+
+
+def test_a_rating_of_an_openai_answer_is_stored_with_its_key_fingerprint(
+    base_url: str, client: Any, http: httpx.Client
+) -> None:
+    import hashlib
+
+    question = "How big is Trainium 3?"
+    reply = client.chat.completions.create(
+        model="extractive", messages=[{"role": "user", "content": question}]
+    )
+    answer = reply.model_extra["rag"]
+    response = http.post(
+        "/api/feedback",
+        json={"question": question, "answer": answer, "rating": "down",
+              "correction": "smaller than a credit card", "should_refuse": False},
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    stored = {r.id: r for r in _stored(base_url)}[response.json()["id"]]
+    assert stored.question == question and stored.rating == "down"
+    assert stored.answer == answer and stored.correction == "smaller than a credit card"
+    assert stored.documents == {"trainium-article.md": hashlib.sha256(ARTICLE.encode()).hexdigest()}
+    # Which key rated, never the key itself.
+    assert stored.key_fingerprint == hashlib.sha256(KEY.encode()).hexdigest()[:16]
+    assert KEY not in json.dumps(stored.to_json())
+
+
+def test_forged_stale_and_malformed_ratings_are_refused_with_a_reason(
+    base_url: str, http: httpx.Client
+) -> None:
+    answer = http.post("/api/ask", json={"question": "Where is Annapurna Labs based?"}).json()
+    before = len(_stored(base_url))
+
+    def rate(**changes: Any) -> httpx.Response:
+        body = {"question": "Where is Annapurna Labs based?", "answer": answer, "rating": "up"}
+        return http.post("/api/feedback", json={**body, **changes})
+
+    forged = json.loads(json.dumps(answer))
+    forged["citations"][0]["quote"] = "Annapurna Labs is based in Paris."
+    response = rate(answer=forged)
+    assert response.status_code == 400 and "not the text of" in response.json()["error"]["message"]
+    moved = json.loads(json.dumps(answer))
+    moved["citations"][0]["source"] = "gone.md"
+    response = rate(answer=moved)
+    assert response.status_code == 400 and "not in the index" in response.json()["error"]["message"]
+    uncited = {**answer, "citations": []}
+    assert rate(answer=uncited).status_code == 400
+    assert rate(answer={"nothing": 1}).status_code == 400
+    assert rate(rating="meh").status_code == 422
+    assert rate(answer="a string").status_code == 422
+    assert rate(correction="x" * 2001).status_code == 422
+    assert rate(history="not a list").status_code == 422
+    huge = http.post(
+        "/api/feedback",
+        content=json.dumps({"question": "q", "answer": answer, "rating": "up",
+                            "correction": "y" * 200_000}),
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    assert huge.status_code == 413
+    # Keys and rate limits are the rest of the API's.
+    assert httpx.post(f"{base_url}/api/feedback", json={}).status_code == 401
+    assert len(_stored(base_url)) == before  # nothing refused was stored
 
 
 # -- the web chat at / ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ verifier of every answer sentence against its quotes (``verify``) and chat turns
 their history (``conversation``).
 
 May import ``rag.index`` (the candidates and their view of the corpus) and
-``rag.documents``. Must not import ``rag.llm``, the pipeline or the CLI: an LLM is one
+``rag.documents``. Must not import ``rag.llm``, ``rag.feedback``, the pipeline or the
+CLI: an LLM is one
 way of writing the answer chosen here, plugged in above it.
 """

@@ -5,7 +5,8 @@ document (``blocks``: headings, paragraphs, list items, table rows), the sentenc
 splitter (``chunking``), discovering and fingerprinting sources (``sources``) and the
 screening of text that reads as an instruction to an AI (``safety``).
 
-Must not import: ``rag.index``, ``rag.answering``, ``rag.llm``, the pipeline or the CLI.
+Must not import: ``rag.index``, ``rag.answering``, ``rag.llm``, ``rag.feedback``, the
+pipeline or the CLI.
 It knows nothing of embeddings, stores or questions; only ``rag.settings``,
 ``rag.types``, ``rag.errors`` and ``rag.text`` below it.
 """

@@ -6,6 +6,6 @@ backend in ``manifest_pg``), ingestion (``ingest``), the live view queries read
 (``live_index``), folder watching (``watch``) and hybrid retrieval over it all
 (``retrieval``: dense and BM25, fused).
 
-May import ``rag.documents``. Must not import ``rag.answering``, ``rag.llm``, the
-pipeline or the CLI: the index serves questions, it does not answer them.
+May import ``rag.documents``. Must not import ``rag.answering``, ``rag.llm``,
+``rag.feedback``, the pipeline or the CLI: the index serves questions, it does not answer them.
 """

@@ -5,6 +5,6 @@ themselves), the backends and their verified streaming (``generation``), the pac
 model files (``models``), the answerers that put a selector and a generator together
 (``answerers``) and the optional LLM judge of faithfulness (``judge``).
 
-May import ``rag.answering``, ``rag.index`` and ``rag.documents``. Must not import the
-pipeline or the CLI.
+May import ``rag.answering``, ``rag.index`` and ``rag.documents``. Must not import
+``rag.feedback`` (the two are independent), the pipeline or the CLI.
 """
