@@ -34,12 +34,14 @@ def serve(
     model_cache_dir: Path,
     embedder: Any,
     corpus: list[Path] | None = None,
+    data_dir: Path | None = None,
 ) -> Iterator[str]:
-    """``rag ui`` over a fresh index of ``corpus`` (default: the bundled article)."""
+    """``rag ui`` over a fresh index of ``corpus`` (default: the bundled article), in
+    ``data_dir`` (default: a new temporary one)."""
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is missing: apt-get install chromium (make test does)")
     config = str(tmp_path_factory.getbasetemp() / "no-config.toml")
-    data_dir = tmp_path_factory.mktemp("ui-data")
+    data_dir = data_dir or tmp_path_factory.mktemp("ui-data")
     settings = isolated_settings(
         tmp_path_factory.getbasetemp(), data_dir=data_dir, cache_dir=model_cache_dir
     )

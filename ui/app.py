@@ -1,8 +1,9 @@
 """The Gradio web chat: one builder that wires ``ui.handlers`` into components.
 
-Thin on purpose: every behaviour is in ``ChatService``; this module only lays out
-components, keeps per-session state in ``gr.State``, and turns ``RagError`` into
-``gr.Warning`` / ``gr.Error`` so users see a sentence, never a traceback.
+Thin on purpose: every behaviour is in ``ChatService`` (and ``ui.feedback`` for
+ratings); this module only lays out components, keeps per-session state in
+``gr.State``, and turns ``RagError`` into ``gr.Warning`` / ``gr.Error`` so users see a
+sentence, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import rag  # noqa: F401  (offline and no-analytics environment first)
 from rag import generators
 from rag.errors import InputError, RagError
 from rag.settings import Settings
+from ui import feedback
 from ui.handlers import (
     UPLOAD_SUFFIXES,
     ChatService,
@@ -52,20 +54,25 @@ def build_app(service: ChatService) -> Any:
             yield history, "", session, gr.update(), gr.update()
             return
         history = [*history, {"role": "user", "content": message}]
+
+        def view(messages: list[dict[str, str]]) -> Any:
+            # The saved thumbs, given again: Gradio forgets them when the messages change.
+            return gr.update(value=messages, feedback_value=feedback.thumbs(session, messages))
+
         try:
             for markdown, _answer in service.respond(
-                message, session, top_k=int(top_k), generator=generator
+                message, session, top_k=int(top_k), generator=generator, shown_at=len(history)
             ):
                 shown = [*history, {"role": "assistant", "content": markdown}]
-                yield shown, "", session, gr.update(), gr.update()
+                yield view(shown), "", session, gr.update(), gr.update()
         except RagError as exc:
             gr.Warning(str(exc))
             shown = [*history, {"role": "assistant", "content": f"⚠️ {exc}"}]
-            yield shown, "", session, gr.update(), gr.update()
+            yield view(shown), "", session, gr.update(), gr.update()
             return
         choices = service.citation_choices(session)
         yield (
-            shown,
+            view(shown),
             "",
             session,
             gr.update(choices=choices, value=None, visible=bool(choices)),
@@ -83,7 +90,39 @@ def build_app(service: ChatService) -> Any:
     def reset(session: Session | None) -> tuple[Any, ...]:
         session = session or Session()
         service.reset(session)
-        return [], session, gr.update(choices=[], value=None, visible=False), "", ""
+        hidden = gr.update(choices=[], value=None, visible=False)
+        return [], session, hidden, "", "", gr.update(visible=False), None, ""
+
+    def on_thumb(session: Session | None, data: Any) -> tuple[Any, ...]:
+        """A thumb clicked on a chat message: a like is saved at once, a dislike opens
+        the form for that message, a thumb clicked off closes it."""
+        message = data.index if isinstance(data.index, int) else data.index[0]
+        closed = (gr.update(visible=False), gr.update(), gr.update(), gr.update(), gr.update(),
+                  None)  # fmt: skip
+        if data.liked is True:
+            return *closed, feedback.rate(service.pipeline, session, message, liked=True).status
+        if data.liked is not False:  # "" when the thumb is clicked off again
+            return *closed, feedback.withdrawn(session, message)
+        try:
+            form = feedback.dislike_form(session, message)
+        except RagError as exc:
+            return *closed, f"Not saved: {exc}"
+        pick = gr.update(choices=form.choices, value=None, visible=bool(form.choices))
+        return gr.update(visible=True), form.heading, pick, "", False, message, ""
+
+    # Gradio passes LikeData by annotation, resolved in this module's globals, where
+    # gradio is not imported (it loads in build_app); so the class itself goes here.
+    on_thumb.__annotations__["data"] = gr.LikeData
+
+    def save_dislike(
+        session: Session | None, message: int | None, pick: int | None, text: str, none: bool
+    ) -> tuple[Any, ...]:
+        outcome = feedback.rate(service.pipeline, session, message, liked=False, pick=pick,
+                                correction=text or "", not_in_documents=bool(none))  # fmt: skip
+        # A rating that was not saved keeps its form, so the user can fix it and retry.
+        if outcome.saved:
+            return gr.update(visible=False), None, outcome.status
+        return gr.update(), message, outcome.status
 
     def documents() -> tuple[Any, Any]:
         table = service.documents()
@@ -122,7 +161,9 @@ def build_app(service: ChatService) -> Any:
         )
         with gr.Row():
             with gr.Column(scale=3):
-                chatbot = gr.Chatbot(label="Chat", height=420, elem_id="rag-chat")
+                # Gradio's own thumbs on every answer; ``on_thumb`` says what they do.
+                chatbot = gr.Chatbot(label="Chat", height=420, elem_id="rag-chat",
+                                     feedback_options=("Like", "Dislike"))  # fmt: skip
                 with gr.Row():
                     box = gr.Textbox(
                         placeholder="Ask a question about the documents...",
@@ -132,6 +173,19 @@ def build_app(service: ChatService) -> Any:
                         max_lines=4,
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, elem_id="rag-ask")
+                # The thumbs-down form, for one message at a time (rated_message).
+                rated_message = gr.State(None)
+                with gr.Column(variant="panel", visible=False, elem_id="rag-feedback") as form:
+                    form_heading = gr.Markdown()
+                    right_sentence = gr.Radio([], label="The right sentence, among those "
+                                              "retrieved for that answer",
+                                              elem_id="rag-feedback-pick")  # fmt: skip
+                    right_answer = gr.Textbox(label="Or type the right answer", max_lines=3,
+                                              elem_id="rag-feedback-text")  # fmt: skip
+                    not_in_documents = gr.Checkbox(label="The documents don't say this",
+                                                   elem_id="rag-feedback-none")  # fmt: skip
+                    save = gr.Button("Save", size="sm", elem_id="rag-feedback-save")
+                rating_status = gr.Markdown(elem_id="rag-feedback-status")
                 examples = service.examples()
                 if examples:
                     gr.Examples(examples, inputs=box, label="Try", elem_id="rag-examples")
@@ -171,7 +225,16 @@ def build_app(service: ChatService) -> Any:
         citations.change(open_citation, [citations, session], viewer).then(
             None, js=SCROLL_TO_HIGHLIGHT
         )
-        reset_button.click(reset, [session], [chatbot, session, citations, viewer, details])
+        reset_button.click(reset, [session], [chatbot, session, citations, viewer, details,
+                                              form, rated_message, rating_status])  # fmt: skip
+        # A rating is a quick local write: no concurrency limit, so it never waits
+        # behind answers being computed (or other ratings).
+        chatbot.like(on_thumb, [session], [form, form_heading, right_sentence, right_answer,
+                                         not_in_documents, rated_message, rating_status],
+                     concurrency_limit=None, show_progress="hidden")  # fmt: skip
+        save.click(save_dislike, [session, rated_message, right_sentence, right_answer,
+                                  not_in_documents], [form, rated_message, rating_status],
+                   concurrency_limit=None, show_progress="hidden")  # fmt: skip
         show_details.change(lambda on: gr.update(visible=on), show_details, details)
         add.click(upload, [files], [status, table, pick, files])
         drop.click(remove, [pick], [status, table, pick])

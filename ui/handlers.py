@@ -52,6 +52,13 @@ class Session:
     conversation: Conversation = field(default_factory=Conversation)
     citations: list[Citation] = field(default_factory=list)
     last: Answer | None = None
+    # Chat message index -> the conversation turn that message shows: what a thumbs up or
+    # down on it rates. Recorded, not counted, because an error message takes a place in
+    # the chat without a turn.
+    shown: dict[int, int] = field(default_factory=dict)
+    # Message -> (id, "up" | "down") of the last rating saved for it: the thumbs the chat
+    # keeps showing (Gradio forgets them each time the chat's messages are replaced).
+    ratings: dict[int, tuple[str, str]] = field(default_factory=dict)
 
 
 def citation_label(citation: Citation) -> str:
@@ -168,10 +175,12 @@ class ChatService:
         session: Session,
         top_k: int | None = None,
         generator: str | None = None,
+        shown_at: int | None = None,
     ) -> Iterator[tuple[str, Answer]]:
         """Answer ``message`` in ``session``, yielding the growing Markdown as the
         verifier releases sentences (LLM generators), or sentence by sentence over the
-        complete extractive answer (so both stream the same way)."""
+        complete extractive answer (so both stream the same way). ``shown_at``, the chat
+        message index the answer is shown as, is where a rating of it comes from."""
         answer: Answer | None = None
         for answer in self.pipeline.stream_chat(
             message, session.conversation, top_k=top_k, generator=generator
@@ -180,6 +189,9 @@ class ChatService:
                 yield render_answer(answer), answer
         if answer is None:
             return
+        if shown_at is not None:
+            # The pipeline has recorded the turn: the answer is complete, so ratable.
+            session.shown[shown_at] = len(session.conversation.turns) - 1
         session.last = answer
         session.citations = list(answer.citations)
         if answer.generator == generators.EXTRACTIVE and not answer.refused:
@@ -191,6 +203,8 @@ class ChatService:
         session.conversation.reset()
         session.citations = []
         session.last = None
+        session.shown.clear()
+        session.ratings.clear()
 
     def citation_choices(self, session: Session) -> list[str]:
         return [citation_label(c) for c in session.citations]
