@@ -81,17 +81,19 @@ Patterns = Annotated[
     ),
 ]
 TopK = Annotated[int | None, Field(ge=1, le=50, description="Evidence sentences kept.")]
+History = Annotated[
+    list[str],
+    Field(
+        max_length=MAX_MESSAGES, description="Earlier questions of the conversation, oldest first."
+    ),
+]
 
 
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(description="The question (RAG_MAX_QUESTION_CHARS at most).")
-    history: list[str] = Field(
-        default_factory=list,
-        max_length=MAX_MESSAGES,
-        description="Earlier questions of the conversation, oldest first.",
-    )
+    history: History = Field(default_factory=list)
     top_k: TopK = None
     generator: str | None = Field(default=None, description="A name from GET /v1/models.")
     documents: Patterns = None
@@ -101,7 +103,7 @@ class RetrieveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(description="The question to find evidence for.")
-    history: list[str] = Field(default_factory=list, max_length=MAX_MESSAGES)
+    history: History = Field(default_factory=list)
     top_k: TopK = None
     documents: Patterns = None
 
@@ -140,20 +142,13 @@ class ChatRequest(BaseModel):
     documents: Patterns = None
 
 
-# -- the app ----------------------------------------------------------------------------
-
-
 class FeedbackRequest(BaseModel):
     """A rating of an answer (``POST /api/feedback``)."""
 
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(description="The question that was answered.")
-    history: list[str] = Field(
-        default_factory=list,
-        max_length=MAX_MESSAGES,
-        description="Earlier questions of the conversation, oldest first.",
-    )
+    history: History = Field(default_factory=list)
     answer: dict[str, Any] = Field(
         description="The answer JSON exactly as POST /api/ask returned it: its citations are "
         "checked against the index (a changed quote or offset is refused)."
@@ -170,3 +165,6 @@ class FeedbackRequest(BaseModel):
 
 class FeedbackCreated(BaseModel):
     id: str = Field(description="The stored rating's id (rag feedback show ID).")
+
+
+# -- the app ----------------------------------------------------------------------------
