@@ -35,7 +35,7 @@ from rag.answering.question import (
     is_role_question,
     mentions_attribute,
 )
-from rag.answering.reader import Reader, none_probability
+from rag.answering.reader import Reader, load_reader, none_probability
 from rag.documents.safety import looks_like_instruction
 from rag.index.retrieval import CorpusView, Evidence
 from rag.text import NEGATIONS, content_tokens, names, numbers, words
@@ -194,8 +194,6 @@ def reader_logits(
 ) -> np.ndarray:
     """The reader's logit for each candidate (``rag.answering.reader``; default: the packaged
     one), candidates past ``READ_CANDIDATES`` one below the lowest it read."""
-    from rag.answering.reader import load_reader
-
     read = (reader or load_reader()).scores(query, candidates[:READ_CANDIDATES])
     rest = len(candidates) - len(read)
     if rest <= 0:
