@@ -20,7 +20,7 @@ from rag.errors import InputError, RagError
 from rag.feedback.record import Feedback, Picked
 from rag.pipeline import Pipeline
 from rag.types import Answer
-from ui.handlers import Session
+from ui.handlers import Session, short_quote
 
 _MARKUP = re.compile(r"([\\`*_\[\]{}()<>#+\-.!|~&])")
 NOT_AN_ANSWER = (
@@ -57,9 +57,7 @@ def rated_turn(session: Session | None, message: int | None) -> RatedTurn:
 
 
 def evidence_label(item: dict[str, object]) -> str:
-    quote = " ".join(str(item["quote"]).split())
-    short = quote if len(quote) <= 110 else quote[:107] + "..."
-    return f"{item['source']}: “{short}”"
+    return f"{item['source']}: “{short_quote(str(item['quote']), 110)}”"
 
 
 class DislikeForm(NamedTuple):

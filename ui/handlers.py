@@ -61,11 +61,15 @@ class Session:
     ratings: dict[int, tuple[str, str]] = field(default_factory=dict)
 
 
+def short_quote(quote: str, limit: int) -> str:
+    """A quote on one line, cut to ``limit`` characters with "..." (for labels)."""
+    quote = " ".join(quote.split())
+    return quote if len(quote) <= limit else quote[: limit - 3] + "..."
+
+
 def citation_label(citation: Citation) -> str:
-    quote = " ".join(citation.quote.split())
-    short = quote if len(quote) <= 90 else quote[:87] + "..."
     page = f", p. {citation.page}" if citation.page else ""
-    return f"[{citation.id}] {citation.source}{page}: “{short}”"
+    return f"[{citation.id}] {citation.source}{page}: “{short_quote(citation.quote, 90)}”"
 
 
 def render_answer(answer: Answer, upto: int | None = None) -> str:
