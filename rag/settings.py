@@ -49,6 +49,11 @@ class DeprecatedSettingWarning(FutureWarning):
 DEPRECATED = frozenset({"chunk_size", "chunk_overlap"})
 
 
+def env_var(name: str) -> str:
+    """The environment variable that sets setting ``name`` (``top_k``: ``RAG_TOP_K``)."""
+    return f"{ENV_PREFIX}{name.upper()}"
+
+
 def config_path() -> Path:
     """The config file in effect: ``$RAG_CONFIG``, else ``rag.toml`` in the user config dir."""
     explicit = os.environ.get(CONFIG_ENV)
@@ -313,7 +318,7 @@ class Settings(BaseSettings):
         # Only values someone set (flag, environment, config file) warn: the defaults
         # of a deprecated field are nobody's doing.
         for name in sorted(DEPRECATED & self.model_fields_set):
-            env = f"{ENV_PREFIX}{name.upper()}"
+            env = env_var(name)
             warnings.warn(
                 f"The {name} setting is deprecated and has no effect (the index holds single "
                 f"sentences); it will be removed. Remove {env} or {name} from {config_path()}. "

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import platformdirs
 from pydantic.fields import FieldInfo
 
-from rag.settings import APP_NAME, CONFIG_ENV, DEPRECATED, ENV_PREFIX, Settings
+from rag.settings import APP_NAME, CONFIG_ENV, DEPRECATED, ENV_PREFIX, Settings, env_var
 
 # The folder that holds the package: the source checkout, where corpus/ and docs/ live.
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -140,13 +140,10 @@ def _cell(text: str) -> str:
 
 def rows(settings_cls: type[Settings] = Settings) -> list[list[str]]:
     """One row per field, in the order ``Settings`` declares them."""
-    prefix = settings_cls.model_config.get("env_prefix", ENV_PREFIX)
     found = []
     for name, field in settings_cls.model_fields.items():
         label = f"`{name}` (deprecated: setting it warns)" if name in DEPRECATED else f"`{name}`"
-        # pydantic-settings reads an aliased field from its alias, without the prefix.
-        alias = field.validation_alias
-        env = alias.upper() if isinstance(alias, str) else f"{prefix}{name.upper()}"
+        env = env_var(name)
         found.append(
             [
                 label,

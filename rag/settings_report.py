@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.settings import ENV_PREFIX, Settings, config_path
+from rag.settings import Settings, config_path, env_var
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def describe(settings: Settings, overrides: dict[str, Any] | None = None) -> lis
             file_values = {}
     rows = []
     for name, field in Settings.model_fields.items():
-        env_name = f"{ENV_PREFIX}{name.upper()}"
+        env_name = env_var(name)
         if name in overrides:
             source = "flag"
         elif env_name in os.environ:
