@@ -49,8 +49,7 @@ class DeprecatedSettingWarning(FutureWarning):
 DEPRECATED = frozenset({"chunk_size", "chunk_overlap"})
 
 
-def env_var(name: str) -> str:
-    """The environment variable that sets setting ``name`` (``top_k``: ``RAG_TOP_K``)."""
+def env_var(name: str) -> str:  # the variable that sets a setting: top_k -> RAG_TOP_K
     return f"{ENV_PREFIX}{name.upper()}"
 
 
@@ -318,11 +317,10 @@ class Settings(BaseSettings):
         # Only values someone set (flag, environment, config file) warn: the defaults
         # of a deprecated field are nobody's doing.
         for name in sorted(DEPRECATED & self.model_fields_set):
-            env = env_var(name)
             warnings.warn(
                 f"The {name} setting is deprecated and has no effect (the index holds single "
-                f"sentences); it will be removed. Remove {env} or {name} from {config_path()}. "
-                "For your own LangChain chains, pass it to "
+                f"sentences); it will be removed. Remove {env_var(name)} or {name} from "
+                f"{config_path()}. For your own LangChain chains, pass it to "
                 "rag.documents.chunking.SentenceSplitter.",
                 DeprecatedSettingWarning,
                 stacklevel=1,  # the caller is pydantic's validation, not the user's code
