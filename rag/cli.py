@@ -175,7 +175,7 @@ def watch_folder(settings: Settings, root: Path, as_json: bool) -> None:
         f"Watching {root} (every {settings.watch_interval_s:g}s; a file is indexed once "
         f"unchanged for {settings.watch_debounce_s:g}s). Ctrl+C to stop."
     )
-    watcher = FolderWatcher(root, settings.watch_debounce_s)
+    watcher = FolderWatcher(root, settings.watch_debounce_s, images=settings.ocr == "all")
     try:
         watch(watcher, ingest_sync(settings, root, embedder), settings.watch_interval_s,
               on_sync, on_error)  # fmt: skip
@@ -213,7 +213,7 @@ def docs(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def remove(ctx: click.Context, source: str, as_json: bool) -> None:
     """Remove the document SOURCE (as listed by `rag docs`) from the index."""
-    from rag.index.ingest import remove_document
+    from rag.index.removal import remove_document
 
     removed = remove_document(settings_from(ctx), source)
     if as_json:

@@ -9,7 +9,6 @@ explicitly; there is no module-level instance. This module does not build anythi
 
 from __future__ import annotations
 
-import os
 import tomllib
 import warnings
 from pathlib import Path
@@ -26,39 +25,15 @@ from pydantic_settings import (
 
 from rag import generators
 from rag.errors import InputError
-
-APP_NAME = "rag"
-ENV_PREFIX = "RAG_"
-CONFIG_ENV = "RAG_CONFIG"
-
-
-def bundled_corpus() -> Path:
-    """The folder of the bundled article (the default corpus)."""
-    # In a source checkout (the supported install) the corpus sits beside the package.
-    return Path(__file__).resolve().parent.parent / "corpus"
-
-
-class DeprecatedSettingWarning(FutureWarning):
-    """A setting that is still accepted but does nothing and will be removed.
-
-    A ``FutureWarning`` because it is meant for the people who set it, not only for
-    developers (Python shows these by default; the CLI prints them as warnings)."""
-
-
-# Settings accepted for now but unused; setting one warns (see ``_warn_about_deprecated``).
-DEPRECATED = frozenset({"chunk_size", "chunk_overlap"})
-
-
-def env_var(name: str) -> str:  # the variable that sets a setting: top_k -> RAG_TOP_K
-    return f"{ENV_PREFIX}{name.upper()}"
-
-
-def config_path() -> Path:
-    """The config file in effect: ``$RAG_CONFIG``, else ``rag.toml`` in the user config dir."""
-    explicit = os.environ.get(CONFIG_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    return Path(platformdirs.user_config_dir(APP_NAME)) / "rag.toml"
+from rag.settings_sources import (
+    APP_NAME,
+    DEPRECATED,
+    ENV_PREFIX,
+    DeprecatedSettingWarning,
+    bundled_corpus,
+    config_path,
+    env_var,
+)
 
 
 class Settings(BaseSettings):
@@ -113,6 +88,21 @@ class Settings(BaseSettings):
     )
     max_file_mb: float = Field(
         default=50.0, gt=0, description="Files larger than this are skipped with a warning."
+    )
+    ocr: Literal["off", "pdf", "all"] = Field(
+        default="pdf",
+        description="Which pages OCR reads (offline, Tesseract; `make ocr` installs it): 'pdf' "
+        "the PDF pages whose text layer has fewer than 20 characters (scans), 'all' those and "
+        ".png/.jpg/.tiff images, 'off' none. Pages with a text layer keep it as it is.",
+    )
+    ocr_languages: str = Field(
+        default="eng",
+        pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$",
+        description="Tesseract languages OCR reads, joined by + (eng+deu); each needs its "
+        "data (apt-get install tesseract-ocr-deu).",
+    )
+    ocr_max_pages: int = Field(
+        default=200, ge=1, le=100_000, description="Most pages OCR reads in one file."
     )
     top_k: int = Field(default=5, ge=1, le=50, description="Evidence sentences kept per question.")
     answer_selector: Literal["learned", "rules"] = Field(

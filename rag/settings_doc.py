@@ -26,7 +26,8 @@ from typing import Any, Literal
 import platformdirs
 from pydantic.fields import FieldInfo
 
-from rag.settings import APP_NAME, CONFIG_ENV, DEPRECATED, ENV_PREFIX, Settings, env_var
+from rag.settings import APP_NAME, DEPRECATED, ENV_PREFIX, Settings, env_var
+from rag.settings_sources import CONFIG_ENV
 
 # The folder that holds the package: the source checkout, where corpus/ and docs/ live.
 CHECKOUT = Path(__file__).resolve().parent.parent

@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Page:
-    """A PDF page's span in the extracted text (1-based ``number``)."""
+    """A page's span in the extracted text (1-based ``number``) of a PDF or an image
+    file; ``ocr`` when its text was read by OCR (a scanned page) rather than taken
+    from the PDF's text layer."""
 
     number: int
     start: int
     end: int
+    ocr: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,15 +53,21 @@ class Document:
     path: str  # absolute path on disk (empty for in-memory documents)
     title: str
     text: str
-    content_hash: str  # sha256 of ``text``: the unit of change detection
-    kind: str  # "md", "txt", "html", "pdf", "docx"
+    # sha256 of ``text`` (and, for pages read by OCR, of the engine and languages that
+    # read them): the unit of change detection
+    content_hash: str
+    kind: str  # "md", "txt", "html", "pdf", "docx", "image"
     pages: tuple[Page, ...] = ()
     body_start: int = 0  # where indexable text starts (after Markdown front matter)
 
     def page_at(self, offset: int) -> int | None:
+        found = self.page_of(offset)
+        return found.number if found else None
+
+    def page_of(self, offset: int) -> Page | None:
         for page in self.pages:
             if page.start <= offset < page.end:
-                return page.number
+                return page
         return None
 
 
@@ -126,7 +135,9 @@ class IngestReport:
 
 @dataclass(frozen=True)
 class Citation:
-    """A quote backing an answer sentence: ``quote == document.text[start:end]``."""
+    """A quote backing an answer sentence: ``quote == document.text[start:end]``.
+
+    ``ocr``: the quote is OCR's reading of a scanned page, so check it against the page."""
 
     id: int
     source: str
@@ -135,6 +146,7 @@ class Citation:
     quote: str
     start: int
     end: int
+    ocr: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -145,6 +157,7 @@ class Citation:
             "quote": self.quote,
             "start": self.start,
             "end": self.end,
+            "ocr": self.ocr,
         }
 
 

@@ -215,6 +215,7 @@ def create_app(settings: Settings, pipeline: Pipeline, chat: bool = True) -> Fas
                     "source": e.source,
                     "title": e.title,
                     "page": e.page,
+                    "ocr": e.ocr,
                     "quote": e.quote,
                     "start": e.start,
                     "end": e.end,

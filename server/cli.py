@@ -87,7 +87,7 @@ def start_watching(settings: Settings, root: Path, sync: Sync, stop: threading.E
     def on_error(exc: RagError) -> None:
         echo_err(f"warning: sync of {root} failed, retrying: {exc}")
 
-    watcher = FolderWatcher(root, settings.watch_debounce_s)
+    watcher = FolderWatcher(root, settings.watch_debounce_s, images=settings.ocr == "all")
     thread = threading.Thread(
         target=watch,
         args=(watcher, sync, settings.watch_interval_s, on_sync, on_error, stop),
@@ -120,7 +120,8 @@ def serve(
     """
     import uvicorn
 
-    from rag.index.ingest import ensure_index, reconcile
+    from rag.index.ingest import ensure_index
+    from rag.index.removal import reconcile
 
     settings = settings_from(
         ctx, api_host=host, api_port=port, api_workers=workers, api_chat=False if no_chat else None

@@ -99,7 +99,7 @@ def match_text(doc: Document, span_text: str, header: str = "") -> str:
     their text and HTML tags dropped. Never quoted."""
     if header and span_text.lstrip().startswith("|"):
         return _row_match_text(without_markup(span_text), header)
-    if doc.kind == "pdf":
+    if doc.kind in ("pdf", "image"):  # OCR text breaks lines as a PDF does
         span_text = _dehyphenate(span_text, doc.text)
     elif doc.kind == "md":
         span_text = without_markup(span_text)

@@ -1,9 +1,10 @@
 """Loading: turn a file on disk into a ``Document`` (extracted text plus metadata).
 
-Covers .md/.markdown, .txt, .html/.htm, .pdf and .docx. For text formats the document
-text is the file's own decoded text, so offsets point into the file as a user sees
-it. PDF text is the pages' text joined by blank lines, with each page's span kept.
-Does not do OCR: a PDF without a text layer is refused with a warning.
+Covers .md/.markdown, .txt, .html/.htm, .pdf and .docx, and with OCR on for them
+(setting ``ocr`` = all) .png/.jpg/.tiff images. For text formats the document text is
+the file's own decoded text, so offsets point into the file as a user sees it. PDF
+text is the pages' text joined by blank lines, with each page's span kept; a page
+without a text layer is read by OCR (``rag.documents.scans``) and marked so.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from rag.documents.ocr import OcrUnavailable
+from rag.documents.scans import IMAGE_SUFFIXES, PageOcr, ScanError, needs_ocr, unavailable_message
 from rag.errors import RagError
 from rag.types import Document, Page
 
@@ -41,8 +44,10 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def is_supported(path: Path) -> bool:
-    return path.suffix.lower() in SUPPORTED_SUFFIXES
+def is_supported(path: Path, images: bool = False) -> bool:
+    """A file ingest reads: a text format, or with ``images`` (OCR of images on) an image."""
+    suffix = path.suffix.lower()
+    return suffix in SUPPORTED_SUFFIXES or (images and suffix in IMAGE_SUFFIXES)
 
 
 def decode_text(data: bytes, name: str) -> str:
@@ -182,7 +187,7 @@ def _page_joint(before: str, after: str) -> str:
     return "\n" if runs_on else "\n\n"
 
 
-def _load_pdf(path: Path, name: str) -> tuple[str, tuple[Page, ...], str]:
+def _load_pdf(path: Path, name: str, ocr: PageOcr | None) -> tuple[str, tuple[Page, ...], str]:
     try:
         from pypdf import PdfReader
         from pypdf.errors import PdfReadError
@@ -195,18 +200,7 @@ def _load_pdf(path: Path, name: str) -> tuple[str, tuple[Page, ...], str]:
                 reader.decrypt("")
             except Exception as exc:
                 raise LoadError(f"{name}: the PDF is encrypted") from exc
-        pieces: list[str] = []
-        pages: list[Page] = []
-        offset = 0
-        for number, page in enumerate(reader.pages, start=1):
-            page_text = _page_text(page)
-            if pieces:
-                joint = _page_joint(pieces[-1], page_text)
-                pieces.append(joint)
-                offset += len(joint)
-            pages.append(Page(number=number, start=offset, end=offset + len(page_text)))
-            pieces.append(page_text)
-            offset += len(page_text)
+        texts = [_page_text(page) for page in reader.pages]
         title = ""
         if reader.metadata is not None and reader.metadata.title:
             title = str(reader.metadata.title).strip()
@@ -214,12 +208,71 @@ def _load_pdf(path: Path, name: str) -> tuple[str, tuple[Page, ...], str]:
         raise
     except (PdfReadError, ValueError, KeyError, OSError) as exc:
         raise LoadError(f"{name}: unreadable PDF ({exc})") from exc
-    text = "".join(pieces)
-    if not text.strip():
+    scanned = [n for n, text in enumerate(texts, start=1) if needs_ocr(text)]
+    read: dict[int, str] = {}
+    if scanned and ocr is not None and ocr.reads_pdfs:
+        read = _ocr_pages(path, name, scanned, ocr, whole=len(scanned) == len(texts))
+    elif not "".join(texts).strip():
         raise LoadError(
-            f"{name}: the PDF has no text layer (a scanned document?); OCR is not supported"
+            f"{name}: the PDF has no text layer (a scanned document?) and OCR is off: "
+            "set RAG_OCR=pdf (the default) to read it"
         )
-    return text, tuple(pages), title or path.stem
+    # A page OCR read replaces its (near-empty) text layer; every other page keeps
+    # its text layer byte for byte.
+    text, pages = _join_pages([read.get(n) or t for n, t in enumerate(texts, start=1)],
+                              {n for n, t in read.items() if t})  # fmt: skip
+    if not text.strip():
+        raise LoadError(f"{name}: OCR found no text in the PDF's {len(texts)} page(s)")
+    return text, pages, title or path.stem
+
+
+def _ocr_pages(
+    path: Path, name: str, numbers: list[int], ocr: PageOcr, whole: bool
+) -> dict[int, str]:
+    """OCR text of ``numbers``; without the engine a fully scanned file is a load error
+    and a partly scanned one keeps its text pages, with a warning."""
+    try:
+        return ocr.read_pages(path, name, numbers)
+    except OcrUnavailable as exc:
+        if whole:
+            raise LoadError(f"{name}: the PDF has no text layer (a scanned document?), "
+                            f"and {exc}") from None  # fmt: skip
+        ocr.warnings.append(unavailable_message(name, numbers, exc))
+        return {}
+    except ScanError as exc:
+        raise LoadError(str(exc)) from None
+
+
+def _load_image(path: Path, name: str, ocr: PageOcr | None) -> tuple[str, tuple[Page, ...]]:
+    if ocr is None or not ocr.reads_images:
+        raise LoadError(f"{name}: images are read only with OCR on for them: set RAG_OCR=all")
+    try:
+        numbers = ocr.scanned_pages(path) or [1]
+        read = ocr.read_pages(path, name, numbers)
+    except OcrUnavailable as exc:
+        raise LoadError(f"{name}: an image needs OCR, but {exc}") from None
+    except ScanError as exc:
+        raise LoadError(str(exc)) from None
+    text, pages = _join_pages([read.get(n, "") for n in numbers], {n for n in read if read[n]})
+    if not text.strip():
+        raise LoadError(f"{name}: OCR found no text in the image")
+    return text, pages
+
+
+def _join_pages(texts: list[str], by_ocr: set[int]) -> tuple[str, tuple[Page, ...]]:
+    """Pages' texts joined (see ``_page_joint``), with each page's span kept."""
+    pieces: list[str] = []
+    pages: list[Page] = []
+    offset = 0
+    for number, page_text in enumerate(texts, start=1):
+        if pieces:
+            joint = _page_joint(pieces[-1], page_text)
+            pieces.append(joint)
+            offset += len(joint)
+        pages.append(Page(number, offset, offset + len(page_text), ocr=number in by_ocr))
+        pieces.append(page_text)
+        offset += len(page_text)
+    return "".join(pieces), tuple(pages)
 
 
 def _load_docx(path: Path, name: str) -> tuple[str, str]:
@@ -249,9 +302,16 @@ def _load_docx(path: Path, name: str) -> tuple[str, str]:
     return text, title
 
 
-def load_file(path: Path, source: str, max_bytes: int | None = None) -> Document:
-    """Load one file as a ``Document``; raises ``LoadError`` with a readable reason."""
-    kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
+def load_file(
+    path: Path, source: str, max_bytes: int | None = None, ocr: PageOcr | None = None
+) -> Document:
+    """Load one file as a ``Document``; raises ``LoadError`` with a readable reason.
+
+    ``ocr`` reads PDF pages without a text layer and (mode "all") image files; its
+    ``warnings`` collect what a reading was unsure of. Without it a scanned PDF is
+    refused and an image is not read."""
+    suffix = path.suffix.lower()
+    kind = "image" if suffix in IMAGE_SUFFIXES else SUPPORTED_SUFFIXES.get(suffix)
     if kind is None:
         supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
         raise LoadError(f"{source}: unsupported file type (supported: {supported})")
@@ -262,7 +322,7 @@ def load_file(path: Path, source: str, max_bytes: int | None = None) -> Document
                 f"{source}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit "
                 "(raise RAG_MAX_FILE_MB to allow it)"
             )
-        data = b"" if kind in ("pdf", "docx") else path.read_bytes()
+        data = b"" if kind in ("pdf", "docx", "image") else path.read_bytes()
     except OSError as exc:
         raise LoadError(f"{source}: cannot read ({exc.strerror or exc})") from exc
 
@@ -277,18 +337,24 @@ def load_file(path: Path, source: str, max_bytes: int | None = None) -> Document
     elif kind == "html":
         text, title = _load_html(data, source, path.stem)
     elif kind == "pdf":
-        text, pages, title = _load_pdf(path, source)
+        text, pages, title = _load_pdf(path, source, ocr)
+    elif kind == "image":
+        text, pages = _load_image(path, source, ocr)
+        title = path.stem
     else:
         text, title = _load_docx(path, source)
 
     if not text[body_start:].strip():
         raise LoadError(f"{source}: the file holds no text")
+    # What OCR read depends on the engine and languages too: with other settings the
+    # document is another one, even where the text happens to come out the same.
+    read_by = ocr.fingerprint() if ocr is not None and any(p.ocr for p in pages) else ""
     return Document(
         source=source,
         path=str(path.resolve()),
         title=title,
         text=text,
-        content_hash=content_hash(text),
+        content_hash=content_hash(text + (f"\x1focr:{read_by}" if read_by else "")),
         kind=kind,
         pages=pages,
         body_start=body_start,

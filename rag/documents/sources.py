@@ -51,10 +51,11 @@ class SourceFile:
     source: str
 
 
-def discover(paths: Sequence[Path], report: IngestReport) -> list[SourceFile]:
+def discover(paths: Sequence[Path], report: IngestReport, images: bool = False) -> list[SourceFile]:
     """Supported files under ``paths``, each with its source name (relative to its root).
 
-    A file reached through two of the paths (``docs docs/sub``) is listed once.
+    A file reached through two of the paths (``docs docs/sub``) is listed once; image
+    files are listed with ``images`` (OCR reads them), else skipped as unsupported.
     """
     found: list[SourceFile] = []
     seen: set[Path] = set()
@@ -70,7 +71,7 @@ def discover(paths: Sequence[Path], report: IngestReport) -> list[SourceFile]:
                 rel = path.relative_to(root)
                 if any(part.startswith(".") for part in rel.parts) or not path.is_file():
                     continue
-                if is_supported(path):
+                if is_supported(path, images):
                     add(path, rel.as_posix())
                 else:
                     report.skipped.append({"source": rel.as_posix(), "reason": "unsupported type"})

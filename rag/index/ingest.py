@@ -23,9 +23,10 @@ import numpy as np
 
 from rag.documents.chunking import CHUNKER_VERSION, sentence_windows
 from rag.documents.loading import LoadError, load_file
+from rag.documents.scans import PageOcr, page_ocr
 from rag.documents.sources import Notify, SourceFile, discover, unique_source
 from rag.documents.sources import ingest_lock as ingest_lock
-from rag.errors import IndexCorruptError, IngestBusyError, InputError
+from rag.errors import IndexCorruptError, InputError
 from rag.index.catalog import open_catalog
 from rag.index.embedding import Embedder, SentenceTransformerEmbedder, ensure_onnx_export
 from rag.index.manifest import Catalog
@@ -98,6 +99,8 @@ def ingest(
     if embedder is None:
         embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
 
+    # Scanned pages are read before the lock: answering goes on during a long scan.
+    read_scans(settings, roots, progress, only)
     catalog = open_catalog(settings)
     try:
         _locked_ingest(settings, catalog, roots, report, prune, rebuild, wait, embedder,
@@ -108,16 +111,32 @@ def ingest(
     return report
 
 
+def read_scans(
+    settings: Settings, roots: Sequence[Path], progress: Progress = _quiet,
+    only: Collection[Path] | None = None,
+) -> None:  # fmt: skip
+    """OCR the pages of ``roots`` that need it into the per-page cache (stage "ocr",
+    in pages), taking no lock; the ingest that follows finds them there."""
+    ocr = page_ocr(settings)
+    if ocr.mode != "off":
+        files = _only(discover(roots, IngestReport(), images=ocr.reads_images), only)
+        ocr.prepare([(f.path, f.source) for f in files], progress)
+
+
+def _only(files: list[SourceFile], only: Collection[Path] | None) -> list[SourceFile]:
+    if only is None:
+        return files
+    wanted = {Path(p).resolve() for p in only}
+    return [f for f in files if f.path.resolve() in wanted]
+
+
 def _locked_ingest(
     settings: Settings, catalog: Catalog, roots: list[Path], report: IngestReport,
     prune: bool, rebuild: bool, wait: bool, embedder: Embedder, progress: Progress,
     notify: Notify | None, only: Collection[Path] | None,
 ) -> None:  # fmt: skip
     with catalog.lock(wait=wait, notify=notify):
-        files = discover(roots, report)
-        if only is not None:
-            wanted = {Path(p).resolve() for p in only}
-            files = [f for f in files if f.path.resolve() in wanted]
+        files = _only(discover(roots, report, images=settings.ocr == "all"), only)
         if not files and not prune:
             missing = [str(r) for r in roots if not r.exists()]
             if missing:
@@ -173,14 +192,13 @@ def _run(
     taken: set[str] = set()
     by_path = {d.path: d.source for d in known.values() if d.path}
     max_bytes = int(settings.max_file_mb * 1_000_000)
+    ocr = page_ocr(settings)
     for n, file in enumerate(files, start=1):
         progress("load", n, len(files))
         source = unique_source(known, file, taken, by_path)
         taken.add(source)
-        try:
-            doc = load_file(file.path, source, max_bytes=max_bytes)
-        except LoadError as exc:
-            report.skipped.append({"source": source, "reason": str(exc)})
+        doc = _load(file, source, max_bytes, ocr, report)
+        if doc is None:
             continue
         report.files += 1
         old = known.get(source)
@@ -222,6 +240,20 @@ def _run(
 
     if prune:
         _prune(index, roots, {f.path.resolve() for f in files}, report)
+
+
+def _load(
+    file: SourceFile, source: str, max_bytes: int, ocr: PageOcr, report: IngestReport
+) -> Document | None:
+    """The file as a document, or None with the reason in ``report.skipped``."""
+    try:
+        return load_file(file.path, source, max_bytes=max_bytes, ocr=ocr)
+    except LoadError as exc:
+        report.skipped.append({"source": source, "reason": str(exc)})
+        return None
+    finally:
+        report.warnings.extend(ocr.warnings)
+        ocr.warnings.clear()
 
 
 def _apply(
@@ -320,52 +352,6 @@ def _prune(index: Index, roots: Sequence[Path], seen: set[Path], report: IngestR
             index.delete_vectors(ids)
             report.documents_removed += 1
             report.chunks_removed += len(ids)
-
-
-def remove_document(settings: Settings, source: str, wait: bool = True) -> int:
-    """Remove one document by source; returns how many chunks went with it."""
-    catalog = open_catalog(settings)
-    try:
-        with catalog.lock(wait=wait):
-            return _remove(settings, source)
-    finally:
-        catalog.close()
-
-
-def _remove(settings: Settings, source: str) -> int:
-    index = Index.open(settings)
-    try:
-        if index.document(source) is None:
-            known = ", ".join(d.source for d in index.documents()[:10]) or "none"
-            raise InputError(
-                f"No document {source!r} in the index (indexed: {known}). See: rag docs"
-            )
-        ids = index.forget_document(source)
-        index.delete_vectors(ids)
-        return len(ids)
-    finally:
-        index.close()
-
-
-def reconcile(settings: Settings) -> int | None:
-    """Delete the vectors an interrupted ingest left in Chroma (ids no manifest row lists).
-
-    Queries ignore them anyway; this frees them at a server's start instead of at the
-    next ingest. Returns how many went, or None when another ingest (here or on another
-    replica) holds the lock: the vectors it is adding are not leftovers.
-    """
-    catalog = open_catalog(settings)
-    try:
-        with catalog.lock(wait=False):
-            index = Index.open(settings)
-            try:
-                return index.delete_vectors(index.stored_ids() - index.live_chunk_ids())
-            finally:
-                index.close()
-    except IngestBusyError:
-        return None
-    finally:
-        catalog.close()
 
 
 def ensure_index(

@@ -23,7 +23,8 @@ from typing import Any
 
 from rag.index.catalog import is_shared
 from rag.index.embedding import Embedder
-from rag.index.ingest import Progress, ingest, remove_document
+from rag.index.ingest import Progress, ingest, read_scans
+from rag.index.removal import remove_document
 from rag.index.retrieval import Retriever
 from rag.index.store import DocumentRecord, Index, forget_chroma_clients
 from rag.settings import Settings
@@ -114,6 +115,8 @@ class LiveIndex:
         options: dict[str, Any] = {"prune": prune, "only": only, "embedder": embedder}
         if progress is not None:
             options["progress"] = progress
+        # OCR first, outside the lock: questions are answered during a long scan.
+        read_scans(self.settings, list(paths), progress or (lambda *_: None), only)
         with self.lock:
             report = ingest(self.settings, list(paths), wait=False, **options)
             self.refresh(force=True)

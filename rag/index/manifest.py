@@ -196,7 +196,11 @@ class Manifest(ABC):
         ids that were live before."""
         before = self.live_chunk_ids(doc.source)
         pages = json.dumps(
-            [{"number": p.number, "start": p.start, "end": p.end} for p in doc.pages]
+            [
+                {"number": p.number, "start": p.start, "end": p.end}
+                | ({"ocr": True} if p.ocr else {})
+                for p in doc.pages
+            ]
         )
         row = (doc.source, doc.path, doc.title, doc.kind, doc.content_hash, doc.text, pages,
                doc.body_start, len(chunks), now())  # fmt: skip

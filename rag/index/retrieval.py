@@ -50,6 +50,7 @@ class Evidence:
     ordinal: int
     page: int | None
     is_heading: bool = False
+    ocr: bool = False  # the sentence is OCR's reading of a scanned page
     instruction_like: bool = False  # reads as a prompt injection: never quoted
     score: float = 0.0  # fused (RRF) score, higher is better
     dense: float = 0.0  # cosine similarity of question and sentence window
@@ -57,7 +58,9 @@ class Evidence:
 
     def citation(self, cid: int) -> Citation:
         """This sentence as citation number ``cid`` of an answer."""
-        return Citation(cid, self.source, self.title, self.page, self.quote, self.start, self.end)
+        return Citation(
+            cid, self.source, self.title, self.page, self.quote, self.start, self.end, self.ocr
+        )
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -136,6 +139,7 @@ class CorpusView:
             ordinal=chunk.ordinal,
             page=doc.page_at(chunk.start),
             is_heading=chunk.is_heading,
+            ocr=bool((page := doc.page_of(chunk.start)) and page.ocr),
             instruction_like=chunk.id in self.instruction_like,
             **scores,
         )

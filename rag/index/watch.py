@@ -36,13 +36,13 @@ from rag.types import IngestReport
 FileState = tuple[int, int]
 
 
-def scan(root: Path) -> dict[Path, FileState]:
+def scan(root: Path, images: bool = False) -> dict[Path, FileState]:
     """The supported, non-hidden files under ``root`` (as
-    ``rag.documents.sources.discover`` picks)."""
+    ``rag.documents.sources.discover`` picks; ``images`` when OCR reads them)."""
     found: dict[Path, FileState] = {}
     for path in root.rglob("*"):
         rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts) or not is_supported(path):
+        if any(part.startswith(".") for part in rel.parts) or not is_supported(path, images):
             continue
         try:
             stat = path.stat()
@@ -70,9 +70,11 @@ class FolderWatcher:
     """Which files of ``root`` are ready to sync, poll after poll (no I/O but ``scan``)."""
 
     def __init__(
-        self, root: Path, debounce_s: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+        self, root: Path, debounce_s: float, clock: Callable[[], float] = time.monotonic,
+        images: bool = False,
+    ) -> None:  # fmt: skip
         self.root = root.resolve()
+        self.images = images
         self.debounce_s = debounce_s
         self.clock = clock
         self.polls = 0
@@ -84,7 +86,7 @@ class FolderWatcher:
     def poll(self) -> Pending:
         now = self.clock()
         self.polls += 1
-        current = scan(self.root)
+        current = scan(self.root, self.images)
         for path, state in current.items():
             seen = self._seen.get(path)
             if seen is None or seen[0] != state:
