@@ -4,10 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LLM_STAMP := $(VENV)/.installed-llm
+OCR_STAMP := $(VENV)/.installed-ocr
 # llama-cpp-python compiles from source; a portable build runs on any x86-64.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: chat cli-chat test lint docs install llm browser postgres train train-reader clean
+.PHONY: chat cli-chat test lint docs install llm ocr browser postgres train train-reader clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +26,21 @@ $(LLM_STAMP): $(STAMP)
 	touch $(LLM_STAMP)
 
 llm: $(LLM_STAMP)
+
+# OCR of scanned PDFs and images (optional; `make test` installs it): Debian's Tesseract
+# with English and page-orientation data, and the ocr extra (pytesseract, pypdfium2).
+# More languages: sudo apt-get install tesseract-ocr-deu, then RAG_OCR_LANGUAGES=eng+deu.
+$(OCR_STAMP): $(STAMP)
+	@command -v tesseract >/dev/null && test -f "$$(ls -d /usr/share/tesseract-ocr/*/tessdata 2>/dev/null | head -1)/osd.traineddata" || { \
+		echo "Installing Debian's Tesseract for OCR..."; \
+		PKGS="tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y -q $$PKGS >/dev/null || \
+			{ apt-get update -q >/dev/null && apt-get install -y -q $$PKGS >/dev/null; }; \
+		else sudo apt-get install -y -q $$PKGS >/dev/null; fi; }
+	$(BIN)/pip install -q -e '.[dev,ocr]'
+	touch $(OCR_STAMP)
+
+ocr: $(OCR_STAMP)
 
 # The main job: the web chat over the bundled corpus on http://127.0.0.1:7860.
 chat: $(STAMP)
@@ -51,7 +67,7 @@ postgres:
 			{ apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null; }; \
 		else sudo apt-get install -y -q postgresql >/dev/null; fi; }
 
-test: $(LLM_STAMP) browser postgres
+test: $(LLM_STAMP) $(OCR_STAMP) browser postgres
 	$(BIN)/python -m pytest -q
 
 # lint-imports checks the package layering and that no imports circle (the contracts

@@ -176,7 +176,13 @@ def score_case(
 
     citations = {
         c["id"]: Citation(
-            c["id"], c["source"], c["title"], c["page"], c["quote"], c["start"], c["end"],
+            c["id"],
+            c["source"],
+            c["title"],
+            c["page"],
+            c["quote"],
+            c["start"],
+            c["end"],
             bool(c.get("ocr", False)),
         )
         for c in answer["citations"]

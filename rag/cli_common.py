@@ -52,7 +52,11 @@ def counted_progress(label: str, length: int) -> Iterator[Callable[[int, int], N
 class CliProgress:
     """Renders ``progress(stage, done, total)`` callbacks as click progress bars on stderr."""
 
-    LABELS: ClassVar[dict[str, str]] = {"load": "Reading files", "embed": "Embedding chunks"}
+    LABELS: ClassVar[dict[str, str]] = {
+        "ocr": "OCR: scanned pages",
+        "load": "Reading files",
+        "embed": "Embedding chunks",
+    }
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from rag.documents.loading import load_text
 from rag.errors import IngestBusyError, InputError
 from rag.index.ingest import ingest, ingest_lock
 from rag.pipeline import build_pipeline
@@ -53,7 +54,7 @@ def test_render_source_highlights_exactly_the_offsets_and_escapes_html() -> None
     text = "<b>Intro</b> Alpha beta. Gamma & delta. Alpha beta."
     start = text.rindex("Alpha")
     citation = Citation(1, "doc.md", "Doc", None, "Alpha beta.", start, start + 11)
-    html = render_source(text, "Doc", citation)
+    html = render_source(load_text(text, "doc.md", title="Doc"), citation)
     assert '<mark id="rag-highlight">Alpha beta.</mark></pre>' in html  # the second one
     assert "&lt;b&gt;Intro&lt;/b&gt;" in html and "Gamma &amp; delta" in html
     assert html.count("<mark") == 1

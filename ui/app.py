@@ -29,6 +29,8 @@ CSS = """
   overflow-y: auto; margin: 0; padding: 0.5em; }
 .rag-source-title { margin-bottom: 0.4em; }
 #rag-highlight { background: #ffe066; color: #000; padding: 0 2px; border-radius: 3px; }
+.rag-ocr-mark { margin-bottom: 0.4em; padding: 0.3em 0.5em; border-left: 3px solid #b26a00;
+  background: #fff4e0; color: #000; }
 #rag-chat .rag-refused-mark { display: inline-block; vertical-align: -2px; margin-right: 0.2em; }
 """
 SCROLL_TO_HIGHLIGHT = (

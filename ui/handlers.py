@@ -18,12 +18,16 @@ from pathlib import Path
 
 from rag import generators
 from rag.documents.loading import SUPPORTED_SUFFIXES, is_supported, load_file
+from rag.documents.scans import IMAGE_SUFFIXES
 from rag.errors import InputError, RagError
 from rag.pipeline import Conversation, Pipeline
 from rag.settings import Settings, bundled_corpus
-from rag.types import Answer, Citation
+from rag.types import Answer, Citation, Document
 
-UPLOAD_SUFFIXES = sorted(set(SUPPORTED_SUFFIXES))
+# Images are accepted whatever the ocr setting: without ocr=all the ingest says how
+# to read them, file by file.
+UPLOAD_SUFFIXES = sorted(set(SUPPORTED_SUFFIXES) | IMAGE_SUFFIXES)
+PROGRESS_LABELS = {"ocr": "OCR: reading scanned page", "embed": "Embedding", "load": "Reading"}
 # Questions about the bundled article (corpus/trainium-article.md): offered only while
 # the index holds exactly that corpus, since they mean nothing over other documents.
 BUNDLED_EXAMPLES = [
@@ -69,7 +73,8 @@ def short_quote(quote: str, limit: int) -> str:
 
 def citation_label(citation: Citation) -> str:
     page = f", p. {citation.page}" if citation.page else ""
-    return f"[{citation.id}] {citation.source}{page}: “{short_quote(citation.quote, 90)}”"
+    ocr = " (OCR)" if citation.ocr else ""
+    return f"[{citation.id}] {citation.source}{page}{ocr}: “{short_quote(citation.quote, 90)}”"
 
 
 def render_answer(answer: Answer, upto: int | None = None) -> str:
@@ -135,17 +140,29 @@ def bundled_hashes() -> dict[str, str]:
     }
 
 
-def render_source(text: str, title: str, citation: Citation) -> str:
-    """The whole document as HTML with the cited span highlighted (offsets, not search)."""
-    before = html.escape(text[: citation.start])
+def render_source(doc: Document, citation: Citation) -> str:
+    """The document as HTML with the cited span highlighted (offsets, not search).
+
+    A quote OCR read shows its page's OCR text only, under a mark saying so: the words
+    are the engine's reading of a scan, to be checked against the page."""
+    text, lo, hi = doc.text, 0, len(doc.text)
+    page = doc.page_of(citation.start)
+    mark = ""
+    if citation.ocr and page is not None:
+        lo, hi = page.start, page.end
+        mark = (
+            f'<div class="rag-ocr-mark"><b>OCR</b> · the text of page {page.number} as OCR '
+            "read it from the scan: check figures and names against the page.</div>"
+        )
+    before = html.escape(text[lo : citation.start])
     quote = html.escape(text[citation.start : citation.end])
-    after = html.escape(text[citation.end :])
-    page = f" · page {citation.page}" if citation.page else ""
+    after = html.escape(text[citation.end : hi])
+    where = f" · page {citation.page}" if citation.page else ""
     return (
-        f'<div class="rag-source"><div class="rag-source-title"><b>{html.escape(title)}</b>'
-        f" · {html.escape(citation.source)}{page} · characters {citation.start}–{citation.end}"
-        f'</div><pre class="rag-source-text">{before}<mark id="rag-highlight">{quote}</mark>'
-        f"{after}</pre></div>"
+        f'<div class="rag-source"><div class="rag-source-title"><b>{html.escape(doc.title)}</b>'
+        f" · {html.escape(citation.source)}{where} · characters {citation.start}–{citation.end}"
+        f'</div>{mark}<pre class="rag-source-text">{before}<mark id="rag-highlight">{quote}'
+        f"</mark>{after}</pre></div>"
     )
 
 
@@ -157,7 +174,7 @@ def safe_upload_name(name: str) -> str:
     base = unicodedata.normalize("NFKC", Path(name.replace("\\", "/")).name)
     stem, suffix = Path(base).stem, Path(base).suffix.lower()
     stem = _UNSAFE.sub("_", stem).strip(" ._-")[:80] or "upload"
-    if suffix not in SUPPORTED_SUFFIXES:
+    if suffix not in UPLOAD_SUFFIXES:
         raise InputError(
             f"{name}: unsupported file type; upload one of {', '.join(UPLOAD_SUFFIXES)}"
         )
@@ -225,7 +242,7 @@ class ChatService:
         doc = self.pipeline.live.document(citation.source)
         if doc is None:
             raise RagError(f"{citation.source} is no longer in the index.")
-        return render_source(doc.text, doc.title, citation)
+        return render_source(doc, citation)
 
     # -- documents ----------------------------------------------------------------------
 
@@ -248,29 +265,24 @@ class ChatService:
             raise InputError("Choose one or more files to upload first.")
         target_dir = self.settings.uploads_dir
         target_dir.mkdir(parents=True, exist_ok=True)
-        limit = self.settings.ui_max_upload_mb * 1_000_000
         saved: list[Path] = []
+        # One bad file gets its message; the rest of the batch is still indexed.
+        problems: list[str] = []
         for raw in paths:
-            path = Path(raw)
-            name = safe_upload_name(path.name)
-            if path.stat().st_size > limit:
-                raise InputError(
-                    f"{path.name} is larger than the {self.settings.ui_max_upload_mb:g} MB "
-                    "upload limit (RAG_UI_MAX_UPLOAD_MB)."
-                )
-            target = (target_dir / name).resolve()
-            if target.parent != target_dir.resolve():
-                raise InputError(f"{path.name}: invalid file name")
-            shutil.copyfile(path, target)
-            saved.append(target)
+            try:
+                saved.append(self._save_upload(Path(raw), target_dir))
+            except InputError as exc:
+                problems.append(str(exc))
+        if not saved:
+            raise InputError("Nothing was indexed: " + " ".join(problems))
 
         def report(stage: str, done: int, total: int) -> None:
             if progress is not None and total:
-                label = "Embedding" if stage == "embed" else "Reading"
+                label = PROGRESS_LABELS.get(stage, stage)
                 progress(done / total, f"{label} {done}/{total}")
 
         result = self.pipeline.live.ingest(saved, progress=report)
-        problems = [f"{s['source']}: {s['reason']}" for s in result.skipped]
+        problems += [f"{s['source']}: {s['reason']}" for s in result.skipped]
         summary = (
             f"Indexed {result.documents_added} new and {result.documents_updated} updated "
             f"document(s), {result.documents_unchanged} unchanged; "
@@ -278,7 +290,22 @@ class ChatService:
         )
         if problems:
             summary += " Skipped: " + "; ".join(problems)
+        if result.warnings:
+            summary += " Note: " + " ".join(result.warnings)
         return summary
+
+    def _save_upload(self, path: Path, target_dir: Path) -> Path:
+        name = safe_upload_name(path.name)
+        if path.stat().st_size > self.settings.ui_max_upload_mb * 1_000_000:
+            raise InputError(
+                f"{path.name} is larger than the {self.settings.ui_max_upload_mb:g} MB "
+                "upload limit (RAG_UI_MAX_UPLOAD_MB)."
+            )
+        target = (target_dir / name).resolve()
+        if target.parent != target_dir.resolve():
+            raise InputError(f"{path.name}: invalid file name")
+        shutil.copyfile(path, target)
+        return target
 
     def remove(self, source: str | None) -> str:
         if not source:

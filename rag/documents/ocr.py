@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,7 @@ from rag.errors import RagError
 
 # Bump when preparing or reading a page changes: the cache keys on it, so cached
 # pages read the old way are read again.
-PREPARATION_VERSION = 1
+PREPARATION_VERSION = 2
 INSTALL_HINT = "run `make ocr` (Tesseract from Debian's packages, plus pytesseract and pypdfium2)"
 # A page is turned and read again only when its first reading is this unsure (mean word
 # confidence, 0-100): upright English pages read at about 95, a page on its side at 26.
@@ -32,12 +31,19 @@ ROTATE_BELOW = 60.0
 # Below this a reading is not indexed: measured, Cyrillic and Greek pages read with the
 # English model come out at 33 and 40, noisy but correct English pages at 83 and up.
 LOW_CONFIDENCE = 55.0
-# Salt-and-pepper noise: the share of pixels a 3x3 median changes by more than
-# IMPULSE_LEVEL. Clean, blurred and 150 dpi pages measured 0.000-0.007, a page with 4%
-# salt-and-pepper 0.021; the median filter took that page from 7.7% errors to 0.0%,
-# but costs the clean pages a little, so it is applied only past the threshold.
-NOISY_SHARE = 0.012
-IMPULSE_LEVEL = 96
+# Noise: the share of pixels a 3x3 median changes by more than NOISE_LEVEL grey levels.
+# Measured (evals/ocr_pages.py): clean, skewed, JPEG and grey pages 0.0004-0.0019, a
+# 150 dpi page 0.0079; 4% salt-and-pepper 0.021, Gaussian noise (sigma 40) 0.082. The
+# median took those two from 7.7% and 99% errors to 0.0%, but blurs thin strokes of
+# low-resolution pages (150 dpi: 0.6% errors), so it is applied only past the threshold.
+NOISY_SHARE = 0.014
+NOISE_LEVEL = 48
+# Uneven light: a page whose paper (the brightest pixels around each spot) is darker
+# than this somewhere is divided by its paper's brightness first. Tesseract's global
+# threshold lost the darker third of a page lit from one side (53% errors; 0% after).
+EVEN_PAPER = 220
+# A page Tesseract has not read in this long is given up (noise can make it crawl).
+PAGE_TIMEOUT_S = 90
 # Tesseract's OpenMP threads. More threads than cores only spin; 2 was measured.
 THREADS = "2"
 
@@ -55,6 +61,7 @@ class PageReading:
     rotation: int = 0  # degrees the page was turned clockwise to read it upright
     script: str = ""  # the script orientation detection saw, when it ran
     denoised: bool = False
+    timed_out: bool = False
 
     @property
     def low_confidence(self) -> bool:
@@ -98,7 +105,8 @@ class Tesseract:
         from PIL import ImageOps
 
         page = ImageOps.exif_transpose(image).convert("L")
-        page, denoised = _without_impulse_noise(page)
+        page, denoised = _without_noise(page)
+        page = _even_paper(page)
         reading = self._read(page, denoised)
         if reading.confidence >= ROTATE_BELOW or not self.can_rotate:
             return reading
@@ -112,32 +120,54 @@ class Tesseract:
         return PageReading(reading.text, reading.confidence, 0, script, denoised)
 
     def _read(self, page: Any, denoised: bool, rotation: int = 0) -> PageReading:
-        data = self._tess.image_to_data(
-            page, lang=self.languages, config="--psm 3", output_type=self._tess.Output.DICT
-        )
+        try:
+            data = self._tess.image_to_data(
+                page, lang=self.languages, config="--psm 3", timeout=PAGE_TIMEOUT_S,
+                output_type=self._tess.Output.DICT,
+            )  # fmt: skip
+        except RuntimeError as exc:  # pytesseract's timeout
+            if "timeout" not in str(exc).lower():
+                raise
+            return PageReading("", -1.0, rotation, "", denoised, timed_out=True)
         text, confidence = _assemble(data)
         return PageReading(text, confidence, rotation, "", denoised)
 
     def _orientation(self, page: Any) -> tuple[int, str]:
         try:
-            osd = self._tess.image_to_osd(page, config="--psm 0")
-        except self._tess.TesseractError:
-            return 0, ""  # too little text to tell: read as it is
+            osd = self._tess.image_to_osd(page, config="--psm 0", timeout=PAGE_TIMEOUT_S)
+        except (self._tess.TesseractError, RuntimeError):
+            return 0, ""  # too little text to tell (or too slow): read it as it is
         rotate = re.search(r"Rotate: (\d+)", osd)
         script = re.search(r"Script: (\w+)", osd)
         return (int(rotate.group(1)) if rotate else 0), (script.group(1) if script else "")
 
 
-def _without_impulse_noise(page: Any) -> tuple[Any, bool]:
+def _without_noise(page: Any) -> tuple[Any, bool]:
     import numpy as np
     from PIL import ImageFilter
 
     smoothed = page.filter(ImageFilter.MedianFilter(3))
     pixels = np.asarray(page, dtype=np.int16)
-    changed = np.abs(pixels - np.asarray(smoothed, dtype=np.int16)) > IMPULSE_LEVEL
+    changed = np.abs(pixels - np.asarray(smoothed, dtype=np.int16)) > NOISE_LEVEL
     if float(changed.mean()) > NOISY_SHARE:
         return smoothed, True
     return page, False
+
+
+def _even_paper(page: Any) -> Any:
+    """The page divided by its paper's brightness, when the light is uneven.
+
+    The paper is estimated at 1/8 scale as the brightest pixel around each spot (ink is
+    dark, so it drops out); an evenly lit page is returned as it is, at no cost."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    paper = page.reduce(8).filter(ImageFilter.MaxFilter(7))
+    if float(np.percentile(np.asarray(paper), 1)) >= EVEN_PAPER:
+        return page
+    light = np.asarray(paper.resize(page.size, Image.Resampling.BILINEAR), dtype=np.float32)
+    evened = np.asarray(page, dtype=np.float32) * 255.0 / np.maximum(light, 1.0)
+    return Image.fromarray(np.clip(evened, 0, 255).astype(np.uint8))
 
 
 def _assemble(data: dict[str, list[Any]]) -> tuple[str, float]:
@@ -160,10 +190,3 @@ def _assemble(data: dict[str, list[Any]]) -> tuple[str, float]:
         for _, lines in sorted(paragraphs.items())
     )
     return text, (weighted / characters if characters else -1.0)
-
-
-def timed_read(engine: Tesseract, image: Any) -> tuple[PageReading, float]:
-    """A reading and the seconds it took (for progress and the benchmark)."""
-    started = time.perf_counter()
-    reading = engine.read(image)
-    return reading, time.perf_counter() - started

@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag.documents.ocr import INSTALL_HINT, OcrUnavailable, PageReading, Tesseract
+from rag.documents.ocr import (
+    INSTALL_HINT,
+    PAGE_TIMEOUT_S,
+    OcrUnavailable,
+    PageReading,
+    Tesseract,
+)
 from rag.errors import RagError
 from rag.settings import Settings
 
@@ -103,6 +109,7 @@ class PageOcr:
         texts: dict[int, str] = {}
         unsure: list[str] = []
         empty: list[int] = []
+        slow: list[int] = []
         images = None
         for number in numbers:
             reading = self._cached(digest, number)
@@ -114,12 +121,14 @@ class PageOcr:
                 done += 1
                 if progress is not None:
                     progress("ocr", done, max(total, done))
+            if reading.timed_out:
+                slow.append(number)
             if reading.low_confidence:
                 unsure.append(f"{number} ({reading.confidence:.0f}%{_script(reading)})")
                 texts[number] = ""
             else:
                 texts[number] = reading.text
-                if not reading.text:
+                if not reading.text and not reading.timed_out:
                     empty.append(number)
         if images is not None:
             images.close()
@@ -129,6 +138,11 @@ class PageOcr:
                 f"of the index: are they in a language ocr_languages ({self.languages!r}) "
                 "does not list? Set RAG_OCR_LANGUAGES (e.g. eng+deu) and install the "
                 "language's data (sudo apt-get install tesseract-ocr-deu)."
+            )
+        if slow:
+            self.warnings.append(
+                f"{source}: OCR gave up on page(s) {', '.join(map(str, slow))} after "
+                f"{PAGE_TIMEOUT_S} s each (a very noisy or dense scan?); they are not indexed."
             )
         if empty:
             self.warnings.append(
@@ -147,6 +161,7 @@ class PageOcr:
             return PageReading(
                 str(raw["text"]), float(raw["confidence"]), int(raw["rotation"]),
                 str(raw.get("script", "")), bool(raw.get("denoised", False)),
+                bool(raw.get("timed_out", False)),
             )  # fmt: skip
         except (OSError, ValueError, KeyError, TypeError):
             return None  # not read yet, or a torn write: read the page again
@@ -158,7 +173,7 @@ class PageOcr:
         payload = {
             "text": reading.text, "confidence": reading.confidence,
             "rotation": reading.rotation, "script": reading.script,
-            "denoised": reading.denoised,
+            "denoised": reading.denoised, "timed_out": reading.timed_out,
         }  # fmt: skip
         partial.write_text(json.dumps(payload), encoding="utf-8")
         os.replace(partial, target)  # a kill leaves the page unread, never half-written
