@@ -215,6 +215,16 @@ def make_pdf(pages: Sequence[Sequence[str] | None], title: str | None = None) ->
     return bytes(out)
 
 
+def scanned_pdf(path: Path, pages: Sequence[Sequence[str]]) -> list[str]:
+    """A PDF of page images (no text layer), as a scanner makes: each page the given
+    paragraphs rendered at 300 dpi. Returns each page's text."""
+    from evals.ocr_pages import render
+
+    images, truths = zip(*(render(list(paragraphs)) for paragraphs in pages), strict=True)
+    images[0].save(path, "PDF", resolution=300.0, save_all=True, append_images=list(images[1:]))
+    return list(truths)
+
+
 # -- the exhaustive check ------------------------------------------------------------------
 
 

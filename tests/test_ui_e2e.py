@@ -14,7 +14,7 @@ import pytest
 
 from rag.index.ingest import ingest
 from rag.pipeline import build_pipeline
-from tests.helpers import free_port, isolated_settings, serving
+from tests.helpers import free_port, isolated_settings, scanned_pdf, serving
 from ui.handlers import BUNDLED_EXAMPLES
 
 pytestmark = pytest.mark.slow
@@ -238,6 +238,32 @@ def test_upload_a_file_and_ask_about_it(browser: Any, app_url: str, tmp_path: Pa
     ask(page, "Where was the Zorblax 9 invented?")
     assert "Lisbon" in last_answer(page)
     page.close()
+
+
+def test_an_ocr_quote_is_marked_and_opens_its_page_under_the_ocr_mark(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path, embedder: Any
+) -> None:
+    folder = tmp_path_factory.mktemp("scans")
+    scanned_pdf(folder / "council.pdf", [
+        ["Maintenance. The Orvane pump must be serviced every 400 operating hours."],
+        ["Public meeting. The council will hold a public meeting about the new ferry "
+         "terminal on 27 April at the Memorial Hall."],
+    ])  # fmt: skip
+    with serve(tmp_path_factory, model_cache_dir, embedder, corpus=[folder]) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        ask(page, "When is the public meeting about the ferry terminal?")
+        assert "27 April" in last_answer(page)
+        option = page.locator("#rag-citations label").filter(has_text="(OCR)").first
+        assert "council.pdf, p. 2 (OCR)" in option.inner_text()
+        option.click()
+        mark = page.locator(".rag-ocr-mark")
+        mark.wait_for()
+        assert "OCR" in mark.inner_text() and "page 2" in mark.inner_text()
+        assert "27 April" in page.locator("#rag-highlight").inner_text()
+        # The panel holds the OCR text of page 2 only, not the whole scan.
+        assert "Orvane" not in page.locator(".rag-source-text").inner_text()
+        page.close()
 
 
 def _opening(answer: str) -> str:

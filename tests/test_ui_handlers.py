@@ -14,7 +14,7 @@ from rag.errors import IngestBusyError, InputError
 from rag.index.ingest import ingest, ingest_lock
 from rag.pipeline import build_pipeline
 from rag.settings import Settings
-from rag.types import Citation
+from rag.types import Citation, Document, Page
 from tests.helpers import ScriptedBackend
 from ui.app import check_exposure
 from ui.handlers import (
@@ -23,6 +23,7 @@ from ui.handlers import (
     ChatService,
     Session,
     bundled_hashes,
+    citation_label,
     example_questions,
     render_source,
     safe_upload_name,
@@ -192,3 +193,39 @@ def test_llm_answers_stream_verified_sentences_into_the_chat(
     assert "Jane Roe" not in markdowns[-1]
     assert [d.text for d in final.dropped] == ["Its CEO is Jane Roe."]
     assert service.citation_choices(session), "the sources panel gets the citations"
+
+
+def test_an_ocr_citation_shows_its_page_under_the_ocr_mark() -> None:
+    text = "Typed first page.\n\nScanned page says 42 bar.\n\nTyped third page."
+    second = text.index("Scanned")
+    pages = (Page(1, 0, 17), Page(2, second, second + 25, ocr=True),
+             Page(3, second + 27, len(text)))  # fmt: skip
+    doc = Document("r.pdf", "", "Report", text, "h", "pdf", pages)
+    quote = "Scanned page says 42 bar."
+    citation = Citation(1, "r.pdf", "Report", 2, quote, second, second + 25, ocr=True)
+    html = render_source(doc, citation)
+    assert 'class="rag-ocr-mark"' in html and "page 2" in html
+    assert f'<mark id="rag-highlight">{quote}</mark>' in html
+    assert "Typed first page" not in html and "Typed third page" not in html
+    assert citation_label(citation).startswith("[1] r.pdf, p. 2 (OCR): ")
+    typed = Citation(1, "r.pdf", "Report", 1, "Typed first page.", 0, 17)
+    assert "rag-ocr-mark" not in render_source(doc, typed) and "(OCR)" not in citation_label(typed)
+
+
+@pytest.mark.slow
+def test_one_bad_upload_gets_its_message_and_the_rest_is_indexed(
+    service: ChatService, tmp_path: Path
+) -> None:
+    good = tmp_path / "quasar.md"
+    good.write_text("# Quasar\n\nThe Quasar 7 kettle boils a litre in 90 seconds.\n")
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"x " * int(service.settings.ui_max_upload_mb * 600_000))
+    odd = tmp_path / "tool.exe"
+    odd.write_bytes(b"MZ")
+    steps: list[str] = []
+    status = service.upload([str(big), str(odd), str(good)], progress=lambda f, d: steps.append(d))
+    assert status.startswith("Indexed 1 new")
+    assert "big.txt is larger than" in status and "tool.exe: unsupported file type" in status
+    assert "quasar.md" in service.sources()
+    with pytest.raises(InputError, match=r"Nothing was indexed: big\.txt is larger"):
+        service.upload([str(big)])

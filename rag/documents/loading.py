@@ -222,7 +222,7 @@ def _load_pdf(path: Path, name: str, ocr: PageOcr | None) -> tuple[str, tuple[Pa
     text, pages = _join_pages([read.get(n) or t for n, t in enumerate(texts, start=1)],
                               {n for n, t in read.items() if t})  # fmt: skip
     if not text.strip():
-        raise LoadError(f"{name}: OCR found no text in the PDF's {len(texts)} page(s)")
+        raise _nothing_read(name, f"the PDF's {len(texts)} page(s)", ocr)
     return text, pages, title or path.stem
 
 
@@ -255,8 +255,19 @@ def _load_image(path: Path, name: str, ocr: PageOcr | None) -> tuple[str, tuple[
         raise LoadError(str(exc)) from None
     text, pages = _join_pages([read.get(n, "") for n in numbers], {n for n in read if read[n]})
     if not text.strip():
-        raise LoadError(f"{name}: OCR found no text in the image")
+        raise _nothing_read(name, "the image", ocr)
     return text, pages
+
+
+def _nothing_read(name: str, where: str, ocr: PageOcr | None) -> LoadError:
+    """The error for a file OCR read nothing from, with what its pages said (unsure of
+    the language, gave up) instead of the warnings: the file is skipped, not indexed."""
+    said = list(ocr.warnings) if ocr is not None else []
+    if ocr is not None:
+        ocr.warnings.clear()
+    if said:
+        return LoadError(" ".join(said))
+    return LoadError(f"{name}: OCR found no text in {where}")
 
 
 def _join_pages(texts: list[str], by_ocr: set[int]) -> tuple[str, tuple[Page, ...]]:

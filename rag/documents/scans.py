@@ -207,15 +207,15 @@ class PageOcr:
         which reports it, so one bad scan does not stop the batch."""
         if self.mode == "off":
             return
+        try:
+            self.engine()
+        except OcrUnavailable:
+            return  # each scanned file gets the message when it is loaded
         work = [(path, source, self.pending(path)) for path, source in paths]
         work = [item for item in work if item[2]]
         total = sum(len(numbers) for _, _, numbers in work)
         if not total:
             return
-        try:
-            self.engine()
-        except OcrUnavailable:
-            return  # each scanned file gets the message when it is loaded
         progress("ocr", 0, total)
         done = 0
         for path, source, numbers in work:
