@@ -255,3 +255,43 @@ def test_bad_scans_get_a_message_each_and_the_batch_goes_on(
     assert "unsure" in reasons["russian.png"] and "ocr_languages" in reasons["russian.png"]
     assert report.documents_added == 2  # half-empty.pdf and typed.md
     assert any("no text on page(s) 2" in w for w in report.warnings), report.warnings
+
+
+@pytest.mark.slow
+def test_questions_are_answered_while_an_upload_is_read_by_ocr(
+    tmp_path: Path, make_settings: Callable[..., Settings], embedder: Any
+) -> None:
+    """The web chat's upload (``LiveIndex.ingest``) reads the scan before it takes any
+    lock: a question asked during the scan is answered before the scan is indexed."""
+    import threading
+
+    from rag.pipeline import build_pipeline
+    from ui.handlers import ChatService
+
+    settings = make_settings()
+    ingest(settings, embedder=embedder)
+    pipeline = build_pipeline(settings)
+    scan = tmp_path / "minutes.pdf"
+    scanned_pdf(scan, [FACTS[i % 3] for i in range(5)])
+    events: list[tuple[str, float]] = []
+    first_page = threading.Event()
+
+    def progress(fraction: float, label: str) -> None:
+        events.append((label, time.monotonic()))
+        if label.startswith("OCR: reading scanned page 1/"):
+            first_page.set()
+
+    upload = threading.Thread(target=ChatService(settings, pipeline).upload,
+                              args=([str(scan)], progress))  # fmt: skip
+    upload.start()
+    try:
+        assert first_page.wait(120), events
+        answer = pipeline.ask("Where is Annapurna Labs based?")
+        answered = time.monotonic()
+        assert "Austin" in answer.answer
+    finally:
+        upload.join(300)
+        pipeline.close()
+    indexed = [at for label, at in events if not label.startswith("OCR")]
+    assert indexed and answered < min(indexed), "the answer waited for the scan"
+    assert [label for label, _ in events if label.startswith("OCR")][-1].endswith("5/5")
