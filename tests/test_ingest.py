@@ -25,8 +25,8 @@ from rag.index.ingest import (
     ensure_index,
     ingest,
     ingest_lock,
-    remove_document,
 )
+from rag.index.removal import remove_document
 from rag.index.retrieval import CorpusView
 from rag.index.store import Index, read_pointer
 from tests.helpers import (

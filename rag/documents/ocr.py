@@ -52,6 +52,10 @@ class OcrUnavailable(RagError):
     """The OCR engine (or a language it was asked for) is not installed."""
 
 
+class OcrError(RagError):
+    """The engine failed on a page (an image it cannot take)."""
+
+
 @dataclass(frozen=True)
 class PageReading:
     """What OCR read on one page."""
@@ -125,6 +129,8 @@ class Tesseract:
                 page, lang=self.languages, config="--psm 3", timeout=PAGE_TIMEOUT_S,
                 output_type=self._tess.Output.DICT,
             )  # fmt: skip
+        except self._tess.TesseractError as exc:
+            raise OcrError(f"Tesseract failed ({exc.message or exc.status})") from None
         except RuntimeError as exc:  # pytesseract's timeout
             if "timeout" not in str(exc).lower():
                 raise

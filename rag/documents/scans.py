@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 from rag.documents.ocr import (
     INSTALL_HINT,
     PAGE_TIMEOUT_S,
+    OcrError,
     OcrUnavailable,
     PageReading,
     Tesseract,
@@ -110,17 +112,24 @@ class PageOcr:
         unsure: list[str] = []
         empty: list[int] = []
         slow: list[int] = []
+        readings: dict[int, PageReading] = {}
         images = None
-        for number in numbers:
-            reading = self._cached(digest, number)
-            if reading is None:
-                if images is None:
-                    images = _page_images(path, source)
-                reading = engine.read(images.page(number))
-                self._store(digest, number, reading)
-                done += 1
-                if progress is not None:
-                    progress("ocr", done, max(total, done))
+        try:
+            for number in numbers:
+                reading = self._cached(digest, number)
+                if reading is None:
+                    if images is None:
+                        images = _PageImages(path, source)
+                    reading = _read_page(engine, images, number, source)
+                    self._store(digest, number, reading)
+                    done += 1
+                    if progress is not None:
+                        progress("ocr", done, max(total, done))
+                readings[number] = reading
+        finally:
+            if images is not None:
+                images.close()
+        for number, reading in readings.items():
             if reading.timed_out:
                 slow.append(number)
             if reading.low_confidence:
@@ -130,8 +139,6 @@ class PageOcr:
                 texts[number] = reading.text
                 if not reading.text and not reading.timed_out:
                     empty.append(number)
-        if images is not None:
-            images.close()
         if unsure:
             self.warnings.append(
                 f"{source}: OCR is unsure of page(s) {', '.join(unsure)} and left them out "
@@ -169,7 +176,9 @@ class PageOcr:
     def _store(self, digest: str, number: int, reading: PageReading) -> None:
         target = self._cache_file(digest, number)
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(f".{os.getpid()}.tmp")
+        # Unique per writer: the web chat's upload and a folder watch may read the same
+        # file at once, in one process or two.
+        partial = target.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
         payload = {
             "text": reading.text, "confidence": reading.confidence,
             "rotation": reading.rotation, "script": reading.script,
@@ -255,16 +264,24 @@ class _PageImages:
                 import pypdfium2
             except ImportError:
                 raise OcrUnavailable(f"OCR is not installed: {INSTALL_HINT}.") from None
-            self._pdf = pypdfium2.PdfDocument(str(path))
+            try:
+                self._pdf = pypdfium2.PdfDocument(str(path))
+            except pypdfium2.PdfiumError as exc:
+                raise ScanError(f"{source}: cannot render the PDF's pages ({exc})") from None
         else:
             self._image = _open_image(path, source)
 
     def page(self, number: int) -> Any:
         if self._pdf is not None:
-            page = self._pdf[number - 1]
-            width, height = page.get_size()  # points, 1/72 inch
-            scale = min(RENDER_DPI / 72, MAX_RENDER_SIDE / max(width, height, 1.0))
-            return page.render(scale=scale, grayscale=True).to_pil()
+            import pypdfium2
+
+            try:
+                page = self._pdf[number - 1]
+                width, height = page.get_size()  # points, 1/72 inch
+                scale = min(RENDER_DPI / 72, MAX_RENDER_SIDE / max(width, height, 1.0))
+                return page.render(scale=scale, grayscale=True).to_pil()
+            except pypdfium2.PdfiumError as exc:
+                raise ScanError(f"{self.source}: cannot render page {number} ({exc})") from None
         try:
             self._image.seek(number - 1)
             frame = self._image.copy()
@@ -282,8 +299,11 @@ class _PageImages:
             self._image.close()
 
 
-def _page_images(path: Path, source: str) -> _PageImages:
-    return _PageImages(path, source)
+def _read_page(engine: Tesseract, images: _PageImages, number: int, source: str) -> PageReading:
+    try:
+        return engine.read(images.page(number))
+    except OcrError as exc:
+        raise ScanError(f"{source}: page {number}: {exc}") from None
 
 
 def _open_image(path: Path, source: str) -> Any:
