@@ -149,7 +149,7 @@ class Citation:
     ocr: bool = False
 
     def to_json(self) -> dict[str, object]:
-        return {
+        quoted: dict[str, object] = {
             "id": self.id,
             "source": self.source,
             "title": self.title,
@@ -157,8 +157,10 @@ class Citation:
             "quote": self.quote,
             "start": self.start,
             "end": self.end,
-            "ocr": self.ocr,
         }
+        # Added with OCR, and only where true: every other citation keeps the shape
+        # clients that check exact keys were written against.
+        return (quoted | {"ocr": True}) if self.ocr else quoted
 
 
 @dataclass(frozen=True)

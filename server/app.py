@@ -215,14 +215,13 @@ def create_app(settings: Settings, pipeline: Pipeline, chat: bool = True) -> Fas
                     "source": e.source,
                     "title": e.title,
                     "page": e.page,
-                    "ocr": e.ocr,
                     "quote": e.quote,
                     "start": e.start,
                     "end": e.end,
                     "score": round(e.score, 6),
                     "dense": round(e.dense, 6),
                     "lexical": round(e.lexical, 6),
-                }
+                } | ({"ocr": True} if e.ocr else {})
                 for e in evidence
             ],
         })  # fmt: skip

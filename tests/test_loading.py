@@ -96,7 +96,7 @@ def test_decode_text_prefers_utf8() -> None:
     assert decode_text("naïve".encode(), "x") == "naïve"
 
 
-@pytest.mark.parametrize("name", ["archive.zip", "image.png", "notes.xyz", "README", "data.json"])
+@pytest.mark.parametrize("name", ["archive.zip", "notes.xyz", "README", "data.json"])
 def test_unsupported_suffix_is_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(LoadError, match="unsupported file type") as info:
         load_file(_write(tmp_path, name, "plain words"), name)
@@ -292,3 +292,8 @@ def test_docx_title_falls_back_to_the_first_heading(tmp_path: Path) -> None:
 def test_broken_docx_is_a_load_error(tmp_path: Path) -> None:
     with pytest.raises(LoadError, match="unreadable DOCX"):
         load_file(_write(tmp_path, "fake.docx", b"PK\x03\x04 not really a zip"), "fake.docx")
+
+
+def test_an_image_is_read_only_with_ocr_on_for_images(tmp_path: Path) -> None:
+    with pytest.raises(LoadError, match="RAG_OCR=all"):
+        load_file(_write(tmp_path, "image.png", "plain words"), "image.png")

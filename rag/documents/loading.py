@@ -217,13 +217,21 @@ def _load_pdf(path: Path, name: str, ocr: PageOcr | None) -> tuple[str, tuple[Pa
             f"{name}: the PDF has no text layer (a scanned document?) and OCR is off: "
             "set RAG_OCR=pdf (the default) to read it"
         )
-    # A page OCR read replaces its (near-empty) text layer; every other page keeps
-    # its text layer byte for byte.
-    text, pages = _join_pages([read.get(n) or t for n, t in enumerate(texts, start=1)],
-                              {n for n, t in read.items() if t})  # fmt: skip
+    # OCR's reading replaces a page's text layer only where it reads more than twice
+    # as much: a scan (no text, or a stray page number) takes it; a page that is just
+    # short ("Annual report 2024") keeps its text layer byte for byte, as every other
+    # page does.
+    by_ocr = {n for n, t in read.items() if _chars(t) > 2 * _chars(texts[n - 1])}
+    text, pages = _join_pages(
+        [read[n] if n in by_ocr else t for n, t in enumerate(texts, start=1)], by_ocr
+    )
     if not text.strip():
         raise _nothing_read(name, f"the PDF's {len(texts)} page(s)", ocr)
     return text, pages, title or path.stem
+
+
+def _chars(text: str) -> int:
+    return len("".join(text.split()))
 
 
 def _ocr_pages(

@@ -9,7 +9,8 @@ reused) and their old chunks retired after the new ones are committed. See
 One ingest at a time per index (the manifest backend's lock: a file in the data
 directory, or a PostgreSQL advisory lock shared by replicas); a second one waits,
 saying so, or fails at once with ``wait=False``. Which files are read, and
-under which names, is ``rag.documents.sources``.
+under which names, is ``rag.documents.sources``. Scanned pages are read by OCR
+(``read_scans``) before the lock is taken, into a per-page cache the locked part reads.
 """
 
 from __future__ import annotations
