@@ -19,7 +19,9 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,9 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff"})
 # A PDF page whose text layer has fewer characters than this (spaces not counted) is
 # read by OCR: a scan may carry a stray page number or a scanner's stamp as text.
 MIN_TEXT_CHARS = 20
+# Pages read at once, each by its own single-threaded Tesseract process (see
+# ``rag.documents.ocr.THREADS``); at most 4, to bound the page images held in memory.
+READERS = max(1, min(4, os.cpu_count() or 1))
 RENDER_DPI = 300
 MAX_RENDER_SIDE = 7000  # pixels: a poster-sized page is rendered smaller, not at 300 dpi
 
@@ -104,7 +109,7 @@ class PageOcr:
             raise ScanError(
                 f"{source}: {len(numbers)} pages need OCR, more than ocr_max_pages "
                 f"({self.max_pages}); raise RAG_OCR_MAX_PAGES to read it (about "
-                f"{len(numbers) * 1.5 / 60:.0f} minutes on 2 cores)"
+                f"{len(numbers) / 60:.0f} minutes on 2 cores)"
             )
         engine = self.engine()
         digest = file_hash(path)
@@ -112,24 +117,16 @@ class PageOcr:
         unsure: list[str] = []
         empty: list[int] = []
         slow: list[int] = []
-        readings: dict[int, PageReading] = {}
-        images = None
-        try:
-            for number in numbers:
-                reading = self._cached(digest, number)
-                if reading is None:
-                    if images is None:
-                        images = _PageImages(path, source)
-                    reading = _read_page(engine, images, number, source)
-                    self._store(digest, number, reading)
-                    done += 1
-                    if progress is not None:
-                        progress("ocr", done, max(total, done))
-                readings[number] = reading
-        finally:
-            if images is not None:
-                images.close()
-        for number, reading in readings.items():
+        readings = {n: r for n in numbers if (r := self._cached(digest, n)) is not None}
+        missing = [n for n in numbers if n not in readings]
+        for number, reading in _read_all(engine, path, source, missing):
+            self._store(digest, number, reading)  # page by page: a kill loses only pages in flight
+            readings[number] = reading
+            done += 1
+            if progress is not None:
+                progress("ocr", done, max(total, done))
+        for number in numbers:
+            reading = readings[number]
             if reading.timed_out:
                 slow.append(number)
             if reading.low_confidence:
@@ -299,9 +296,34 @@ class _PageImages:
             self._image.close()
 
 
-def _read_page(engine: Tesseract, images: _PageImages, number: int, source: str) -> PageReading:
+def _read_all(
+    engine: Tesseract, path: Path, source: str, numbers: Sequence[int]
+) -> Iterator[tuple[int, PageReading]]:
+    """(page, reading) for ``numbers``, in order: pages rendered one at a time here
+    (PDFium is not thread-safe), read by up to ``READERS`` Tesseract processes at once,
+    with no more pages in memory than are being read."""
+    if not numbers:
+        return
+    images = _PageImages(path, source)
     try:
-        return engine.read(images.page(number))
+        with ThreadPoolExecutor(READERS, thread_name_prefix="ocr") as pool:
+            reading: deque[tuple[int, Future[PageReading]]] = deque()
+            for number in numbers:
+                image = images.page(number)
+                reading.append((number, pool.submit(_read_page, engine, image, number, source)))
+                if len(reading) >= READERS:
+                    first, future = reading.popleft()
+                    yield first, future.result()
+            while reading:
+                first, future = reading.popleft()
+                yield first, future.result()
+    finally:
+        images.close()
+
+
+def _read_page(engine: Tesseract, image: Any, number: int, source: str) -> PageReading:
+    try:
+        return engine.read(image)
     except OcrError as exc:
         raise ScanError(f"{source}: page {number}: {exc}") from None
 
