@@ -296,3 +296,24 @@ def test_questions_are_answered_while_an_upload_is_read_by_ocr(
     indexed = [at for label, at in events if not label.startswith("OCR")]
     assert indexed and answered < min(indexed), "the answer waited for the scan"
     assert [label for label, _ in events if label.startswith("OCR")][-1].endswith("5/5")
+
+
+def test_two_scans_read_at_once_in_one_process(tmp_path: Path) -> None:
+    """An upload and a folder watch may read scans at the same time: PDFium is called
+    under one lock, so both come out whole (unguarded, PDFium corrupts the process)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    scans = []
+    for name, pages in (("a.pdf", [FACTS[0], FACTS[1]]), ("b.pdf", [FACTS[2], FACTS[0]])):
+        truths = scanned_pdf(tmp_path / name, pages)
+        scans.append((tmp_path / name, truths))
+
+    def read(scan: tuple[Path, list[str]]) -> list[float]:
+        path, truths = scan
+        ocr = PageOcr("pdf", "eng", 200, tmp_path / f"cache-{path.stem}")
+        texts = ocr.read_pages(path, path.name, ocr.scanned_pages(path))
+        return [character_error_rate(texts[n], t) for n, t in enumerate(truths, start=1)]
+
+    with ThreadPoolExecutor(2) as pool:
+        errors = list(pool.map(read, scans))
+    assert all(e <= 0.02 for page_errors in errors for e in page_errors), errors

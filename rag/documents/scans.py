@@ -44,6 +44,11 @@ MIN_TEXT_CHARS = 20
 # Pages read at once, each by its own single-threaded Tesseract process (see
 # ``rag.documents.ocr.THREADS``); at most 4, to bound the page images held in memory.
 READERS = max(1, min(4, os.cpu_count() or 1))
+# PDFium must never be called from two threads at once, not even for two documents
+# (it corrupts the process): every call here holds this lock, and closes what it
+# opened, so no finaliser calls PDFium later from another thread. An upload and a
+# folder watch can read scans at the same time in one server.
+PDFIUM = threading.RLock()
 RENDER_DPI = 300
 MAX_RENDER_SIDE = 7000  # pixels: a poster-sized page is rendered smaller, not at 300 dpi
 
@@ -262,7 +267,8 @@ class _PageImages:
             except ImportError:
                 raise OcrUnavailable(f"OCR is not installed: {INSTALL_HINT}.") from None
             try:
-                self._pdf = pypdfium2.PdfDocument(str(path))
+                with PDFIUM:
+                    self._pdf = pypdfium2.PdfDocument(str(path))
             except pypdfium2.PdfiumError as exc:
                 raise ScanError(f"{source}: cannot render the PDF's pages ({exc})") from None
         else:
@@ -273,10 +279,16 @@ class _PageImages:
             import pypdfium2
 
             try:
-                page = self._pdf[number - 1]
-                width, height = page.get_size()  # points, 1/72 inch
-                scale = min(RENDER_DPI / 72, MAX_RENDER_SIDE / max(width, height, 1.0))
-                return page.render(scale=scale, grayscale=True).to_pil()
+                with PDFIUM:
+                    page = self._pdf[number - 1]
+                    width, height = page.get_size()  # points, 1/72 inch
+                    scale = min(RENDER_DPI / 72, MAX_RENDER_SIDE / max(width, height, 1.0))
+                    bitmap = page.render(scale=scale, grayscale=True)
+                    # A copy: the bitmap's memory is PDFium's, freed here, under the lock.
+                    image = bitmap.to_pil().copy()
+                    bitmap.close()
+                    page.close()
+                    return image
             except pypdfium2.PdfiumError as exc:
                 raise ScanError(f"{self.source}: cannot render page {number} ({exc})") from None
         try:
@@ -291,7 +303,8 @@ class _PageImages:
 
     def close(self) -> None:
         if self._pdf is not None:
-            self._pdf.close()
+            with PDFIUM:
+                self._pdf.close()
         if self._image is not None:
             self._image.close()
 
@@ -354,13 +367,17 @@ def _pdf_pages_without_text(path: Path) -> list[int]:
     loader's decision, which uses the text pypdf extracts."""
     import pypdfium2
 
-    pdf = pypdfium2.PdfDocument(str(path))
-    try:
-        numbers = []
-        for index in range(len(pdf)):
-            text_page = pdf[index].get_textpage()
-            if needs_ocr(text_page.get_text_range()):
-                numbers.append(index + 1)
-        return numbers
-    finally:
-        pdf.close()
+    with PDFIUM:
+        pdf = pypdfium2.PdfDocument(str(path))
+        try:
+            numbers = []
+            for index in range(len(pdf)):
+                page = pdf[index]
+                text_page = page.get_textpage()
+                if needs_ocr(text_page.get_text_range()):
+                    numbers.append(index + 1)
+                text_page.close()
+                page.close()
+            return numbers
+        finally:
+            pdf.close()
