@@ -147,6 +147,8 @@ def ingest(
         f"{report.chunks_removed} removed ({report.chunks_embedded} embedded) "
         f"in {report.seconds:.1f}s"
     )
+    if report.ocr_pages:
+        click.echo(f"OCR read {report.ocr_pages} scanned page(s) (cached for the next ingest).")
     if report.recovered:
         click.echo(f"Cleaned up {report.recovered} leftover chunks of an interrupted ingest.")
 

@@ -131,6 +131,7 @@ class IngestReport:
     skipped: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     recovered: int = 0  # leftovers of an interrupted ingest cleaned up
+    ocr_pages: int = 0  # pages OCR read in this run (not counting pages from its cache)
 
 
 @dataclass(frozen=True)

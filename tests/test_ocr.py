@@ -199,7 +199,9 @@ def test_a_killed_ingest_resumes_without_reading_finished_pages_again(
 
     result = run_rag("--data-dir", data, "ingest", "--json", folder, env=env)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["documents_added"] == 1
+    report = json.loads(result.stdout)
+    assert report["documents_added"] == 1
+    assert report["ocr_pages"] == 6 - len(finished), "only the pages not read before"
     after = cache_files(data)
     assert len(after) == 6
     assert {name: after[name] for name in finished} == finished, "a finished page was read again"

@@ -81,6 +81,7 @@ class PageOcr:
     max_pages: int
     cache_dir: Path
     warnings: list[str] = field(default_factory=list)
+    pages_read: int = 0  # pages the engine read (cached pages not counted)
     _engine: Tesseract | None = None
 
     @property
@@ -127,6 +128,7 @@ class PageOcr:
         for number, reading in _read_all(engine, path, source, missing):
             self._store(digest, number, reading)  # page by page: a kill loses only pages in flight
             readings[number] = reading
+            self.pages_read += 1
             done += 1
             if progress is not None:
                 progress("ocr", done, max(total, done))

@@ -101,7 +101,7 @@ def ingest(
         embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
 
     # Scanned pages are read before the lock: answering goes on during a long scan.
-    read_scans(settings, roots, progress, only)
+    report.ocr_pages = read_scans(settings, roots, progress, only)
     catalog = open_catalog(settings)
     try:
         _locked_ingest(settings, catalog, roots, report, prune, rebuild, wait, embedder,
@@ -115,13 +115,15 @@ def ingest(
 def read_scans(
     settings: Settings, roots: Sequence[Path], progress: Progress = _quiet,
     only: Collection[Path] | None = None,
-) -> None:  # fmt: skip
+) -> int:  # fmt: skip
     """OCR the pages of ``roots`` that need it into the per-page cache (stage "ocr",
-    in pages), taking no lock; the ingest that follows finds them there."""
+    in pages), taking no lock; the ingest that follows finds them there. Returns how
+    many pages were read (not counting those already cached)."""
     ocr = page_ocr(settings)
     if ocr.mode != "off":
         files = _only(discover(roots, IngestReport(), images=ocr.reads_images), only)
         ocr.prepare([(f.path, f.source) for f in files], progress)
+    return ocr.pages_read
 
 
 def _only(files: list[SourceFile], only: Collection[Path] | None) -> list[SourceFile]:
@@ -214,6 +216,7 @@ def _run(
             continue
         plan.append((doc, sentence_windows(doc, settings.context_sentences)))
 
+    report.ocr_pages += ocr.pages_read  # a page the scan before the lock did not foresee
     if rechunk and known:
         # Documents the splitter of another version chunked: split their stored text
         # again (their files may be elsewhere, or gone: uploads keep no file).

@@ -116,9 +116,10 @@ class LiveIndex:
         if progress is not None:
             options["progress"] = progress
         # OCR first, outside the lock: questions are answered during a long scan.
-        read_scans(self.settings, list(paths), progress or (lambda *_: None), only)
+        read = read_scans(self.settings, list(paths), progress or (lambda *_: None), only)
         with self.lock:
             report = ingest(self.settings, list(paths), wait=False, **options)
+            report.ocr_pages += read
             self.refresh(force=True)
         return report
 
