@@ -284,8 +284,9 @@ def test_questions_are_answered_while_an_upload_is_read_by_ocr(
         if label.startswith("OCR: reading scanned page 1/"):
             first_page.set()
 
-    upload = threading.Thread(target=ChatService(settings, pipeline).upload,
-                              args=([str(scan)], progress))  # fmt: skip
+    service = ChatService(settings, pipeline)
+    statuses: list[str] = []
+    upload = threading.Thread(target=lambda: statuses.append(service.upload([str(scan)], progress)))
     upload.start()
     try:
         assert first_page.wait(120), events
@@ -298,6 +299,8 @@ def test_questions_are_answered_while_an_upload_is_read_by_ocr(
     indexed = [at for label, at in events if not label.startswith("OCR")]
     assert indexed and answered < min(indexed), "the answer waited for the scan"
     assert [label for label, _ in events if label.startswith("OCR")][-1].endswith("5/5")
+    assert statuses and "Indexed 1 new" in statuses[0]
+    assert "OCR read 5 scanned page(s)" in statuses[0]
 
 
 def test_two_scans_read_at_once_in_one_process(tmp_path: Path) -> None:

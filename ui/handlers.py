@@ -288,6 +288,8 @@ class ChatService:
             f"document(s), {result.documents_unchanged} unchanged; "
             f"{result.chunks_added} sentences added."
         )
+        if result.ocr_pages:
+            summary += f" OCR read {result.ocr_pages} scanned page(s)."
         if problems:
             summary += " Skipped: " + "; ".join(problems)
         if result.warnings:
