@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from rag.documents.ocr import OcrUnavailable
-from rag.documents.scans import IMAGE_SUFFIXES, PageOcr, ScanError, needs_ocr, unavailable_message
+from rag.documents.scans import (
+    IMAGE_SUFFIXES,
+    PageOcr,
+    ScanError,
+    needs_ocr,
+    unavailable_message,
+    visible_chars,
+)
 from rag.errors import RagError
 from rag.types import Document, Page
 
@@ -221,17 +228,13 @@ def _load_pdf(path: Path, name: str, ocr: PageOcr | None) -> tuple[str, tuple[Pa
     # as much: a scan (no text, or a stray page number) takes it; a page that is just
     # short ("Annual report 2024") keeps its text layer byte for byte, as every other
     # page does.
-    by_ocr = {n for n, t in read.items() if _chars(t) > 2 * _chars(texts[n - 1])}
+    by_ocr = {n for n, t in read.items() if visible_chars(t) > 2 * visible_chars(texts[n - 1])}
     text, pages = _join_pages(
         [read[n] if n in by_ocr else t for n, t in enumerate(texts, start=1)], by_ocr
     )
     if not text.strip():
         raise _nothing_read(name, f"the PDF's {len(texts)} page(s)", ocr)
     return text, pages, title or path.stem
-
-
-def _chars(text: str) -> int:
-    return len("".join(text.split()))
 
 
 def _ocr_pages(

@@ -68,8 +68,13 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def visible_chars(text: str) -> int:
+    """Characters of ``text`` not counting whitespace."""
+    return len("".join(text.split()))
+
+
 def needs_ocr(text: str) -> bool:
-    return len("".join(text.split())) < MIN_TEXT_CHARS
+    return visible_chars(text) < MIN_TEXT_CHARS
 
 
 @dataclass
