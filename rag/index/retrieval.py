@@ -127,6 +127,7 @@ class CorpusView:
     def evidence(self, chunk_id: str, **scores: float) -> Evidence:
         chunk = self.chunks[chunk_id]
         doc = self.documents[chunk.source]
+        page = doc.page_of(chunk.start)
         return Evidence(
             chunk_id=chunk.id,
             source=chunk.source,
@@ -137,9 +138,9 @@ class CorpusView:
             heading=chunk.heading,
             context=chunk.context,
             ordinal=chunk.ordinal,
-            page=doc.page_at(chunk.start),
+            page=page.number if page else None,
             is_heading=chunk.is_heading,
-            ocr=bool((page := doc.page_of(chunk.start)) and page.ocr),
+            ocr=bool(page and page.ocr),
             instruction_like=chunk.id in self.instruction_like,
             **scores,
         )
