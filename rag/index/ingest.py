@@ -86,12 +86,15 @@ def ingest(
     progress: Progress = _quiet,
     notify: Notify | None = None,
     only: Collection[Path] | None = None,
+    scans_read: int | None = None,
 ) -> IngestReport:
     """Bring the index in line with ``paths`` (default: the bundled corpus).
 
     ``only`` (resolved paths) limits the files read to those, keeping the source names
     ``paths`` give them: folder sync re-reads just the files that changed, and leaves
     alone the ones still being written (``prune`` still removes files that are gone).
+    ``scans_read``: the caller has already run ``read_scans`` (outside a lock of its
+    own) and it read this many pages; they are not looked for again.
     """
     started = time.perf_counter()
     # ``[]`` (unlike None) ingests no files: only the re-chunking of a stale index.
@@ -101,7 +104,9 @@ def ingest(
         embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
 
     # Scanned pages are read before the lock: answering goes on during a long scan.
-    report.ocr_pages = read_scans(settings, roots, progress, only)
+    if scans_read is None:
+        scans_read = read_scans(settings, roots, progress, only)
+    report.ocr_pages = scans_read
     catalog = open_catalog(settings)
     try:
         _locked_ingest(settings, catalog, roots, report, prune, rebuild, wait, embedder,

@@ -118,8 +118,7 @@ class LiveIndex:
         # OCR first, outside the lock: questions are answered during a long scan.
         read = read_scans(self.settings, list(paths), progress or (lambda *_: None), only)
         with self.lock:
-            report = ingest(self.settings, list(paths), wait=False, **options)
-            report.ocr_pages += read
+            report = ingest(self.settings, list(paths), wait=False, scans_read=read, **options)
             self.refresh(force=True)
         return report
 
