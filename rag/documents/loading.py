@@ -218,7 +218,9 @@ def _load_pdf(path: Path, name: str, ocr: PageOcr | None) -> tuple[str, tuple[Pa
     scanned = [n for n, text in enumerate(texts, start=1) if needs_ocr(text)]
     read: dict[int, str] = {}
     if scanned and ocr is not None and ocr.reads_pdfs:
-        read = _ocr_pages(path, name, scanned, ocr, whole=len(scanned) == len(texts))
+        whole = len(scanned) == len(texts)
+        needs = "the PDF has no text layer (a scanned document?), and" if whole else None
+        read = _ocr_pages(path, name, scanned, ocr, needs)
     elif not "".join(texts).strip():
         raise LoadError(
             f"{name}: the PDF has no text layer (a scanned document?) and OCR is off: "
@@ -238,16 +240,16 @@ def _load_pdf(path: Path, name: str, ocr: PageOcr | None) -> tuple[str, tuple[Pa
 
 
 def _ocr_pages(
-    path: Path, name: str, numbers: list[int], ocr: PageOcr, whole: bool
+    path: Path, name: str, numbers: list[int], ocr: PageOcr, needs: str | None
 ) -> dict[int, str]:
-    """OCR text of ``numbers``; without the engine a fully scanned file is a load error
-    and a partly scanned one keeps its text pages, with a warning."""
+    """OCR text of ``numbers``. Without the engine, a file that ``needs`` OCR for all
+    its text is a load error saying so; a partly scanned one keeps its text pages,
+    with a warning."""
     try:
         return ocr.read_pages(path, name, numbers)
     except OcrUnavailable as exc:
-        if whole:
-            raise LoadError(f"{name}: the PDF has no text layer (a scanned document?), "
-                            f"and {exc}") from None  # fmt: skip
+        if needs:
+            raise LoadError(f"{name}: {needs} {exc}") from None
         ocr.warnings.append(unavailable_message(name, numbers, exc))
         return {}
     except ScanError as exc:
@@ -257,13 +259,8 @@ def _ocr_pages(
 def _load_image(path: Path, name: str, ocr: PageOcr | None) -> tuple[str, tuple[Page, ...]]:
     if ocr is None or not ocr.reads_images:
         raise LoadError(f"{name}: images are read only with OCR on for them: set RAG_OCR=all")
-    try:
-        numbers = ocr.scanned_pages(path) or [1]
-        read = ocr.read_pages(path, name, numbers)
-    except OcrUnavailable as exc:
-        raise LoadError(f"{name}: an image needs OCR, but {exc}") from None
-    except ScanError as exc:
-        raise LoadError(str(exc)) from None
+    numbers = ocr.scanned_pages(path) or [1]
+    read = _ocr_pages(path, name, numbers, ocr, "an image needs OCR, but")
     text, pages = _join_pages([read.get(n, "") for n in numbers], {n for n in read if read[n]})
     if not text.strip():
         raise _nothing_read(name, "the image", ocr)
