@@ -20,7 +20,7 @@ import pytest
 from evals.ocr_pages import character_error_rate, make_pages, render
 from rag.documents.loading import LoadError, load_file
 from rag.documents.ocr import Tesseract
-from rag.documents.scans import PageOcr
+from rag.documents.scans import PageOcr, page_ocr
 from rag.index.ingest import ingest
 from rag.settings import Settings
 from tests.helpers import REPO, clean_env, make_pdf, run_rag, scanned_pdf
@@ -39,11 +39,6 @@ FACTS = [
         "during a six month trial that starts in January."
     ],
 ]
-
-
-def ocr_for(settings: Settings) -> PageOcr:
-    return PageOcr(settings.ocr, settings.ocr_languages, settings.ocr_max_pages,
-                   settings.data_dir / "ocr-cache")  # fmt: skip
 
 
 def cache_files(data_dir: Path) -> dict[str, tuple[int, int]]:
@@ -98,8 +93,8 @@ def test_a_mixed_pdf_keeps_its_text_layer_pages_byte_for_byte(
     with open(mixed, "wb") as out:
         writer.write(out)
 
-    off = load_file(mixed, "mixed.pdf", ocr=ocr_for(make_settings(ocr="off")))
-    doc = load_file(mixed, "mixed.pdf", ocr=ocr_for(make_settings(ocr="pdf")))
+    off = load_file(mixed, "mixed.pdf", ocr=page_ocr(make_settings(ocr="off")))
+    doc = load_file(mixed, "mixed.pdf", ocr=page_ocr(make_settings(ocr="pdf")))
     assert [p.ocr for p in doc.pages] == [False, True, False]
     for before, after in zip(off.pages, doc.pages, strict=True):
         if not after.ocr:
